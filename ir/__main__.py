@@ -1,0 +1,3 @@
+from ir.entrypoints.cli.main import main
+
+main()

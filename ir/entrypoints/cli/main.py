@@ -1,0 +1,70 @@
+"""The `ir` command. Subcommands import what they need only when they run (cold start matters)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ir.domain.errors import IrError
+
+_COMMANDS: dict[str, tuple[str, str]] = {
+    # name: (module, attribute)
+    "validate": ("ir.entrypoints.cli.playbook_commands", "validate"),
+    "schema": ("ir.entrypoints.cli.playbook_commands", "schema"),
+    "playbooks": ("ir.entrypoints.cli.playbook_commands", "playbooks"),
+    "show": ("ir.entrypoints.cli.playbook_commands", "show"),
+    "run-local": ("ir.entrypoints.cli.playbook_commands", "run_local"),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        import importlib
+
+        module = importlib.import_module(target[0])
+        command = getattr(module, target[1])
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ir")
+def cli() -> None:
+    """ir: incident response and emergency-plan runner / 应急预案执行与事件响应."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    try:
+        code = cli.main(args=argv, prog_name="ir", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+        return code
+    except IrError as err:
+        click.echo(f"ir: {err.message}", err=True)
+        sys.exit(err.exit_code)
+    except click.exceptions.Abort:
+        click.echo("ir: interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("ir: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug of ours, not a mistake of the user's: one line, and the trace on request
+        import os
+
+        if os.environ.get("IR_DEBUG"):
+            raise
+        click.echo(f"ir: internal error: {type(exc).__name__}: {exc} (set IR_DEBUG=1 for details)", err=True)
+        sys.exit(70)

@@ -587,7 +587,8 @@ def _unexpected(token: _Token, expected: str) -> ExpressionError:
         return ExpressionError(
             f"unexpected {_show(token.text)}; keywords are lower-case: '{token.text.lower()}'", token.col
         )
-    return ExpressionError(f"unexpected {_show(token.text)}; expected {expected}", token.col)
+    shown = f"string {_show(token.value)}" if isinstance(token.value, str) else _show(token.text)
+    return ExpressionError(f"unexpected {shown}; expected {expected}", token.col)
 
 
 # ---------------------------------------------------------------------------------------------- types
@@ -1051,18 +1052,28 @@ _FALSE: Final = Evaluation(False)
 class Expression:
     """A parsed expression: immutable, hashable, equal to another when their source texts are equal."""
 
-    __slots__ = ("_run", "_tree", "names", "source")
+    __slots__ = ("_names", "_run", "_source", "_tree")
 
-    source: str
-    names: frozenset[str]  # every fact the expression reads, including inside known()
+    _source: str
+    _names: frozenset[str]
     _tree: _Node
     _run: _Run
 
     def __init__(self, source: str, tree: _Node) -> None:
-        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "_source", source)
+        object.__setattr__(self, "_names", _names(tree))
         object.__setattr__(self, "_tree", tree)
-        object.__setattr__(self, "names", _names(tree))
         object.__setattr__(self, "_run", _compile(tree))
+
+    @property
+    def source(self) -> str:
+        """The text as written."""
+        return self._source
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every fact the expression reads, including inside known()."""
+        return self._names
 
     def evaluate(self, values: Mapping[str, object]) -> Evaluation:
         """The value given the facts' values; a fact absent from `values` (or None) is unknown."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import gc
 import hashlib
 import re
 import types
@@ -78,7 +79,22 @@ class Compiled:
 
 
 def compile_source(raw: bytes, filename: str, *, today: date | None = None) -> Compiled:
-    """Compile the bytes of one playbook file. Never raises for anything in the file."""
+    """Compile the bytes of one playbook file. Never raises for anything in the file.
+
+    The cyclic garbage collector is paused meanwhile: compiling allocates many small acyclic objects,
+    and collections triggered by them cost a third of the time of a large playbook. The input size is
+    bounded, so the memory held meanwhile is too.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _compile(raw, filename, today)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _compile(raw: bytes, filename: str, today: date | None) -> Compiled:
     try:
         text = decode_source(raw, filename)
         located = load_located(text, filename)
@@ -168,8 +184,8 @@ class _Compiler:
         role_ids = set(roles)
         facts = self._facts(doc)
         signatures = {f.name: _signature(f) for f in facts.values()}
-        step_ids = self._unique([s.id for s in doc.steps], ("steps",), "step")
-        resource_kinds = self._unique([r.kind for r in doc.resources], ("resources",), "resource")
+        step_ids = set(self._unique([s.id for s in doc.steps], ("steps",), "step"))
+        resource_kinds = set(self._unique([r.kind for r in doc.resources], ("resources",), "resource"))
         self._unique([n.id for n in doc.notifications], ("notifications",), "notification")
         uses_working_days = False
 
@@ -189,7 +205,7 @@ class _Compiler:
 
         def due(text: str, path: Path) -> Due | None:
             nonlocal uses_working_days
-            parsed = self._due(text, path, set(step_ids))
+            parsed = self._due(text, path, step_ids)
             if parsed is not None and parsed.offset.is_working:
                 uses_working_days = True
             return parsed

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ir.adapters.playbooks.problems import Problem
 
@@ -119,9 +118,17 @@ def _position(raw: bytes, offset: int) -> tuple[int, int]:
 
 
 def load_located(text: str, filename: str) -> Located:
-    """Parse one YAML document into plain Python values with positions; raises YamlRefused."""
+    """Parse one YAML document into plain Python values with positions; raises YamlRefused.
+
+    Built straight from the parser's events with an explicit stack: no recursion, aliases shared
+    rather than copied, and the expanded size counted as it grows, so an alias bomb is refused at the
+    alias that crosses the budget.
+    """
+    located = Located(data=None)
+    builder = _Builder(located, filename)
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        for event in yaml.parse(text, Loader=_Loader):
+            builder.feed(event)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -136,126 +143,203 @@ def load_located(text: str, filename: str) -> Located:
         raise YamlRefused(Problem(filename, line, col, "error", f"YAML syntax error: {message}")) from None
     except yaml.YAMLError as exc:
         raise YamlRefused(Problem(filename, 1, 1, "error", f"YAML syntax error: {exc}")) from None
-    except RecursionError:
-        raise YamlRefused(
-            Problem(filename, 1, 1, "error", f"nesting too deep (at most {MAX_DEPTH} levels)")
-        ) from None
-    if root is None:
+    if builder.documents == 0 or builder.root_missing:
         raise YamlRefused(Problem(filename, 1, 1, "error", "empty file: a playbook is a YAML mapping"))
-    _check_budget(root, filename)
-    located = Located(data=None)
-    located.data = _build(root, (), 0, located, filename)
+    located.data = builder.root
     return located
 
 
-def _check_budget(root: Node, filename: str) -> None:
-    """Measure the expanded size of the node graph (aliases share nodes) without expanding it."""
-    sizes: dict[int, int] = {}
-    in_progress: set[int] = set()
-    stack: list[tuple[Node, bool]] = [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
-        key = id(node)
-        if children_done:
-            children = _children(node)
-            total = 1 + sum(sizes[id(c)] for c in children)
-            sizes[key] = total
-            in_progress.discard(key)
-            if total > MAX_NODES:
-                raise YamlRefused(
-                    Problem(
-                        filename,
-                        node.start_mark.line + 1,
-                        node.start_mark.column + 1,
-                        "error",
-                        f"refused: aliases expand to more than {MAX_NODES:,} values (an alias bomb?)",
-                    )
-                )
-            continue
-        if key in sizes:
-            continue
-        if key in in_progress:
+class _Frame:
+    __slots__ = ("anchor", "container", "first_seen", "key", "path", "size", "skip_next")
+
+    def __init__(self, container: dict[str, Any] | list[Any], path: Path, anchor: str | None) -> None:
+        self.container = container
+        self.path = path
+        self.anchor = anchor
+        self.key: str | None = None
+        self.skip_next = False
+        self.first_seen: dict[str, int] | None = {} if isinstance(container, dict) else None
+        self.size = 1
+
+
+class _Builder:
+    def __init__(self, located: Located, filename: str) -> None:
+        self.located = located
+        self.filename = filename
+        self.stack: list[_Frame] = []
+        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.open_anchors: set[str] = set()
+        self.total = 0
+        self.root: Any = None
+        self.root_missing = True
+        self.documents = 0
+        self.skip_depth = 0
+
+    def refuse(self, event: yaml.Event, message: str) -> YamlRefused:
+        m = event.start_mark
+        return YamlRefused(Problem(self.filename, m.line + 1, m.column + 1, "error", message))
+
+    def problem(self, mark: Mark, message: str) -> None:
+        self.located.problems.append(Problem(self.filename, mark.line, mark.column, "error", message))
+
+    def feed(self, event: yaml.Event) -> None:
+        kind = type(event)
+        if kind is yaml.ScalarEvent:
+            self.scalar(event)  # type: ignore[arg-type]
+        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            self.open(event)  # type: ignore[arg-type]
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            self.close()
+        elif kind is yaml.AliasEvent:
+            self.alias(event)  # type: ignore[arg-type]
+        elif kind is yaml.DocumentStartEvent:
+            self.documents += 1
+            if self.documents > 1:
+                raise self.refuse(event, "one playbook per file: found a second YAML document")
+
+    # -- where a value goes --------------------------------------------------------------------
+
+    def _slot(self, event: yaml.Event) -> tuple[Path, bool] | None:
+        """The path of the next value, and whether it is a mapping key (None: no parent, the root)."""
+        if not self.stack:
+            return None
+        top = self.stack[-1]
+        if isinstance(top.container, list):
+            return (*top.path, len(top.container)), False
+        if top.key is None:
+            return top.path, True
+        return (*top.path, top.key), False
+
+    def _place(self, value: Any, path: Path | None, size: int) -> None:
+        self.total += size
+        if self.total > MAX_NODES:
             raise YamlRefused(
                 Problem(
-                    filename,
-                    node.start_mark.line + 1,
-                    node.start_mark.column + 1,
-                    "error",
-                    "refused: a recursive alias",
+                    self.filename, 1, 1, "error",
+                    f"refused: aliases expand to more than {MAX_NODES:,} values (an alias bomb?)",
                 )
             )
-        in_progress.add(key)
-        stack.append((node, True))
-        for child in _children(node):
-            if id(child) not in sizes:
-                stack.append((child, False))
+        if not self.stack:
+            self.root = value
+            self.root_missing = False
+            return
+        top = self.stack[-1]
+        top.size += size
+        if isinstance(top.container, list):
+            top.container.append(value)
+        else:
+            key, skip = top.key, top.skip_next
+            top.key, top.skip_next = None, False
+            if key is not None and not skip:  # a duplicate or refused key's value is built, then dropped
+                top.container[key] = value
+
+    # -- events --------------------------------------------------------------------------------
+
+    def scalar(self, event: yaml.ScalarEvent) -> None:
+        slot = self._slot(event)
+        m = event.start_mark
+        mark = Mark(m.line + 1, m.column + 1, event.style)
+        if slot is not None and slot[1]:
+            self.key(event, slot[0], mark)
+            return
+        path = slot[0] if slot else ()
+        self.located.values[path] = mark
+        value = self.value_of(event)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = (value, 1)
+        self._place(value, path, 1)
+
+    def key(self, event: yaml.ScalarEvent, parent: Path, mark: Mark) -> None:
+        top = self.stack[-1]
+        assert top.first_seen is not None
+        # keys are always text: YAML 1.1 would read `on:` or `no:` as booleans
+        key = event.value
+        if event.style is None and key == "<<":
+            self.problem(mark, "merge keys ('<<') are not supported")
+            top.key, top.skip_next = key, True
+            return
+        if key in top.first_seen:
+            self.problem(mark, f"duplicate key '{key}' (first at line {top.first_seen[key]})")
+            top.key, top.skip_next = key, True
+            return
+        top.first_seen[key] = mark.line
+        top.key = key
+        self.located.keys[(*parent, key)] = mark
+
+    def open(self, event: yaml.MappingStartEvent | yaml.SequenceStartEvent) -> None:
+        if len(self.stack) >= MAX_DEPTH:
+            raise self.refuse(event, f"nesting too deep (at most {MAX_DEPTH} levels)")
+        slot = self._slot(event)
+        if slot is not None and slot[1]:
+            raise self.refuse(event, "a mapping key must be a plain value")
+        path = slot[0] if slot else ()
+        m = event.start_mark
+        self.located.values[path] = Mark(m.line + 1, m.column + 1)
+        if event.tag not in (None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"):
+            raise self.refuse(event, f"unsupported YAML tag '{event.tag}'")
+        container: dict[str, Any] | list[Any] = {} if isinstance(event, yaml.MappingStartEvent) else []
+        if event.anchor is not None:
+            self.open_anchors.add(event.anchor)
+        self.stack.append(_Frame(container, path, event.anchor))
+
+    def close(self) -> None:
+        frame = self.stack.pop()
+        if frame.anchor is not None:
+            self.open_anchors.discard(frame.anchor)
+            self.anchors[frame.anchor] = (frame.container, frame.size)
+        self.total -= frame.size - 1  # the children were counted as they were placed
+        self._place(frame.container, frame.path, frame.size)
+
+    def alias(self, event: yaml.AliasEvent) -> None:
+        name = event.anchor or ""
+        if name in self.open_anchors:
+            raise self.refuse(event, "refused: a recursive alias")
+        if name not in self.anchors:
+            raise self.refuse(event, f"unknown alias '*{name}'")
+        slot = self._slot(event)
+        if slot is not None and slot[1]:
+            raise self.refuse(event, "a mapping key must be a plain value")
+        value, size = self.anchors[name]
+        m = event.start_mark
+        path = slot[0] if slot else ()
+        self.located.values[path] = Mark(m.line + 1, m.column + 1)
+        if self.total + size > MAX_NODES:
+            raise self.refuse(event, f"refused: aliases expand to more than {MAX_NODES:,} values (an alias bomb?)")
+        self._place(value, path, size)
+
+    def value_of(self, event: yaml.ScalarEvent) -> Any:
+        tag = event.tag
+        text = event.value
+        if tag is None or tag == "!":
+            if event.style is not None or not event.implicit[0] or tag == "!":
+                return text
+            tag = _resolve_plain(text)
+            if tag == _STR:
+                return text
+        elif not tag.startswith("tag:yaml.org,2002:") or tag[18:] not in _STANDARD:
+            raise self.refuse(event, f"unsupported YAML tag '{tag}'")
+        build = _SCALARS.get(tag)
+        if build is None:  # str, and the `=` and `<<` tags, which are text in a value
+            return text
+        try:
+            return build(yaml.ScalarNode(tag, text, event.start_mark, event.end_mark, event.style))
+        except (ValueError, TypeError, OverflowError, yaml.YAMLError):
+            raise self.refuse(event, f"invalid value '{text}'") from None
 
 
-def _children(node: Node) -> list[Node]:
-    if isinstance(node, MappingNode):
-        return [n for pair in node.value for n in pair]
-    if isinstance(node, SequenceNode):
-        return list(node.value)
-    return []
+_STR = "tag:yaml.org,2002:str"
+_STANDARD = {"str", "null", "bool", "int", "float", "timestamp"}
+_IMPLICIT = yaml.resolver.Resolver.yaml_implicit_resolvers
 
 
-def _build(node: Node, path: Path, depth: int, located: Located, filename: str) -> Any:
-    if depth > MAX_DEPTH:
-        raise YamlRefused(
-            Problem(
-                filename,
-                node.start_mark.line + 1,
-                node.start_mark.column + 1,
-                "error",
-                f"nesting too deep (at most {MAX_DEPTH} levels)",
-            )
-        )
-    mark = node.start_mark
-    if isinstance(node, ScalarNode):
-        located.values[path] = Mark(mark.line + 1, mark.column + 1, node.style)
-        return _scalar(node, filename)
-    located.values[path] = Mark(mark.line + 1, mark.column + 1)
-    if isinstance(node, SequenceNode):
-        return [_build(item, (*path, i), depth + 1, located, filename) for i, item in enumerate(node.value)]
-    if isinstance(node, MappingNode):
-        out: dict[str, Any] = {}
-        first_seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            km = key_node.start_mark
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                located.problems.append(
-                    Problem(
-                        filename, km.line + 1, km.column + 1, "error", "merge keys ('<<') are not supported"
-                    )
-                )
-                continue
-            if not isinstance(key_node, ScalarNode):
-                located.problems.append(
-                    Problem(
-                        filename, km.line + 1, km.column + 1, "error", "a mapping key must be a plain value"
-                    )
-                )
-                continue
-            # keys are always text: YAML 1.1 would read `on:` or `no:` as booleans
-            key = str(key_node.value)
-            if key in first_seen:
-                located.problems.append(
-                    Problem(
-                        filename,
-                        km.line + 1,
-                        km.column + 1,
-                        "error",
-                        f"duplicate key '{key}' (first at line {first_seen[key]})",
-                    )
-                )
-                continue
-            first_seen[key] = km.line + 1
-            located.keys[(*path, key)] = Mark(km.line + 1, km.column + 1)
-            out[key] = _build(value_node, (*path, key), depth + 1, located, filename)
-        return out
-    raise YamlRefused(
-        Problem(filename, mark.line + 1, mark.column + 1, "error", "unsupported YAML node")
-    )  # pragma: no cover
+def _resolve_plain(value: str) -> str:
+    """The tag YAML 1.1 gives a plain scalar (as PyYAML's resolver does, without its per-call overhead)."""
+    if not value:
+        return "tag:yaml.org,2002:null"
+    for tag, regexp in _IMPLICIT.get(value[0], ()):
+        if regexp.match(value):
+            return str(tag)
+    return _STR
 
 
 _SCALARS = {
@@ -265,21 +349,3 @@ _SCALARS = {
     "tag:yaml.org,2002:float": _constructor.construct_yaml_float,
     "tag:yaml.org,2002:timestamp": _constructor.construct_yaml_timestamp,
 }
-
-
-def _scalar(node: ScalarNode, filename: str) -> Any:
-    if node.tag == "tag:yaml.org,2002:str":
-        return node.value
-    build = _SCALARS.get(node.tag)
-    if build is None:
-        m = node.start_mark
-        raise YamlRefused(
-            Problem(filename, m.line + 1, m.column + 1, "error", f"unsupported YAML tag '{node.tag}'")
-        )
-    try:
-        return build(node)
-    except (ValueError, yaml.YAMLError):
-        m = node.start_mark
-        raise YamlRefused(
-            Problem(filename, m.line + 1, m.column + 1, "error", f"invalid value '{node.value}'")
-        ) from None

@@ -26,6 +26,15 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     lang: str = "zh-CN"
     data_dir: str = "var"
+    evidence_dir: str | None = None  # keep evidence files here instead of in the database
+    audit_kek: str | None = None  # base64 key-encryption key; otherwise a key file in data_dir/keys
+    audit_log_id: str = "ir-audit"
+    action_allow_hosts: list[str] = Field(default_factory=list)  # hosts automated actions may call
+    due_soon_minutes: int = 15
+
+    @property
+    def kek_file(self) -> str:
+        return os.path.join(self.data_dir, "keys", "audit-kek.key")
 
 
 def load_settings() -> Settings:

@@ -21,6 +21,7 @@ class ClockName(str, Enum):
     RESTORATION_FULL = "restoration_full"
     RESPONSE_END = "response_end"
     CLOSURE = "closure"
+    LAST_GOOD_DATA = "last_good_data"  # the last point to which data is known good (for RPO)
 
     @property
     def label(self) -> Text:
@@ -39,6 +40,7 @@ CLOCK_LABELS: dict[ClockName, Text] = {
     ClockName.RESTORATION_FULL: Text("完全恢复", "full restoration"),
     ClockName.RESPONSE_END: Text("响应结束", "response end"),
     ClockName.CLOSURE: Text("关闭", "closure"),
+    ClockName.LAST_GOOD_DATA: Text("最后有效数据点", "last good data point"),
 }
 
 CLOCK_NAMES: frozenset[str] = frozenset(c.value for c in ClockName)

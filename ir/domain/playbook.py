@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
+from functools import cached_property
 
 from ir.domain.clocks import ClockName
 from ir.domain.durations import Duration
@@ -254,7 +255,7 @@ class Calendar:
     zone: str = "Asia/Shanghai"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Playbook:
     id: str
     version: str
@@ -278,10 +279,33 @@ class Playbook:
     sitrep_interval: Mapping[ResponseLevel | None, Duration]
     scope: Text | None = None
     content_hash: str = ""
+    source: str = field(default="", repr=False, compare=False)  # the YAML it was compiled from
 
     def steps_in_order(self) -> list[Step]:
         """Steps in a dependency order (a topological order stable with respect to the file)."""
+        return self._order
+
+    @cached_property
+    def _order(self) -> list[Step]:
         return topological_order(self.steps)
+
+    @cached_property
+    def dependants(self) -> dict[str, tuple[str, ...]]:
+        """For each step, the steps that depend on it."""
+        out: dict[str, list[str]] = {}
+        for s in self.steps.values():
+            for dep in s.depends_on:
+                out.setdefault(dep, []).append(s.id)
+        return {k: tuple(v) for k, v in out.items()}
+
+    @cached_property
+    def anchored_to_step(self) -> dict[str, tuple[str, ...]]:
+        """For each step, the steps whose due time counts from its completion."""
+        out: dict[str, list[str]] = {}
+        for s in self.steps.values():
+            if s.due is not None and s.due.anchor_step is not None:
+                out.setdefault(s.due.anchor_step, []).append(s.id)
+        return {k: tuple(v) for k, v in out.items()}
 
     def sitrep_interval_for(self, level: ResponseLevel | None) -> Duration | None:
         return self.sitrep_interval.get(level, self.sitrep_interval.get(None))

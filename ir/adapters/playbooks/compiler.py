@@ -103,16 +103,16 @@ def _compile(raw: bytes, filename: str, today: date | None) -> Compiled:
     compiler = _Compiler(located, filename, today)
     playbook = compiler.run()
     if playbook is not None:
-        playbook = _with_hash(playbook, hashlib.sha256(raw).hexdigest())
+        playbook = _with_hash(playbook, hashlib.sha256(text.encode()).hexdigest(), text)
     problems = sorted(located.problems + compiler.problems, key=lambda p: (p.line, p.column))
     has_errors = any(p.severity == "error" for p in problems)
     return Compiled(filename, None if has_errors else playbook, problems)
 
 
-def _with_hash(playbook: Playbook, digest: str) -> Playbook:
+def _with_hash(playbook: Playbook, digest: str, source: str) -> Playbook:
     import dataclasses
 
-    return dataclasses.replace(playbook, content_hash=digest)
+    return dataclasses.replace(playbook, content_hash=digest, source=source)
 
 
 class _Compiler:

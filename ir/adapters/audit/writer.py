@@ -1,0 +1,54 @@
+"""Writing audit records: encrypted with AES-256-GCM in the command's own transaction (fail closed).
+
+The associated data binds the log id, the record id, the key id and the subject reference, so a body
+moved to another record, another log or another key does not decrypt. Sequence numbers and hashes are
+given later by the sealer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Connection, insert
+
+from ir.adapters.audit.keys import DataKeys
+from ir.adapters.db.tables import audit_records
+
+
+def associated_data(log_id: str, record_id: str, key_id: str, subject_ref: str) -> bytes:
+    return b"\x00".join(part.encode() for part in ("ir-audit-v1", log_id, record_id, key_id, subject_ref))
+
+
+class SqlAuditTrail:
+    def __init__(self, conn: Connection, *, log_id: str, keys: DataKeys) -> None:
+        self.conn = conn
+        self.log_id = log_id
+        self.keys = keys
+        self._subject_key = keys.kek.subject_key
+
+    def subject_ref(self, subject: str) -> str:
+        return hmac.new(self._subject_key, subject.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def record(self, *, action: str, actor: str, subject: str, payload: dict[str, Any], at: datetime) -> None:
+        key_id, key = self.keys.current(self.conn, at)
+        record_id = os.urandom(16).hex()
+        subject_ref = self.subject_ref(subject)
+        plaintext = json.dumps(
+            {"action": action, "actor": actor, "subject": subject, "at": at.isoformat(), "payload": payload},
+            ensure_ascii=False,
+            separators=(",", ":"),
+            default=str,
+        ).encode()
+        nonce = os.urandom(12)
+        body = nonce + AESGCM(key).encrypt(nonce, plaintext, associated_data(self.log_id, record_id, key_id, subject_ref))
+        self.conn.execute(
+            insert(audit_records).values(
+                id=record_id, log_id=self.log_id, created_at=at, key_id=key_id, subject_ref=subject_ref, body=body
+            )
+        )

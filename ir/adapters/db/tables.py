@@ -1,0 +1,177 @@
+"""The tables, in SQLAlchemy Core. Migrations (ir/adapters/db/migrations) create exactly these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in, timezone-aware UTC out, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+playbook_versions = Table(
+    "playbook_versions",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("playbook_id", String(64), nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("stored_at", UTCDateTime, nullable=False),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("playbook_id", String(64), nullable=False),
+    Column("playbook_hash", String(64), ForeignKey("playbook_versions.hash"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("level", String(3)),
+    Column("status", String(12), nullable=False),  # triage | response | restored | closed
+    Column("version", Integer, nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("detected_at", UTCDateTime),
+    Column("restored_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
+    Index("ix_incidents_status", "status"),
+)
+
+incident_events = Table(
+    "incident_events",
+    metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("incident_id", "seq"),
+)
+
+incident_snapshots = Table(
+    "incident_snapshots",
+    metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id"), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("state", Text, nullable=False),
+)
+
+# Query projection: every step and obligation of every incident, with its status and due instant.
+work_items = Table(
+    "work_items",
+    metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("ref", String(80), nullable=False),  # step:<id> | notification:<id> | rto | mtpd
+    Column("kind", String(16), nullable=False),
+    Column("role", String(64)),
+    Column("status", String(16), nullable=False),
+    Column("assignee", String(200)),
+    Column("due_at", UTCDateTime),
+    Column("done_at", UTCDateTime),
+    PrimaryKeyConstraint("incident_id", "ref"),
+    Index("ix_work_items_due", "due_at"),
+    Index("ix_work_items_role", "role", "status"),
+)
+
+evidence_blobs = Table(
+    "evidence_blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("media_type", String(200), nullable=False),
+    Column("content", LargeBinary),  # NULL when kept in the configured evidence folder
+    Column("stored_at", UTCDateTime, nullable=False),
+)
+
+# Machine acts around incidents: kept apart so they never compete for an incident's version.
+timer_marks = Table(
+    "timer_marks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("ref", String(80), nullable=False),
+    Column("mark", String(20), nullable=False),  # due_soon | overdue | breached | escalated
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("marked_at", UTCDateTime, nullable=False),
+    Column("target", String(64)),  # the role escalated to
+    UniqueConstraint("incident_id", "ref", "mark", "due_at", name="uq_timer_marks_key"),
+)
+
+audit_keys = Table(
+    "audit_keys",
+    metadata,
+    Column("key_id", String(40), primary_key=True),
+    Column("kek_id", String(40), nullable=False),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("retired", Boolean, nullable=False, default=False),
+)
+
+audit_records = Table(
+    "audit_records",
+    metadata,
+    Column("id", String(32), primary_key=True),  # random record id, bound into the ciphertext
+    Column("log_id", String(40), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("key_id", String(40), nullable=False),
+    Column("subject_ref", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),  # nonce || AES-256-GCM ciphertext
+    Column("seq", BigInteger),  # given by the sealer
+    Column("prev_hash", LargeBinary),
+    Column("entry_hash", LargeBinary),
+    UniqueConstraint("log_id", "seq", name="uq_audit_records_seq"),
+    Index("ix_audit_records_unsealed", "seq"),
+)
+
+__all__ = ["Float", "metadata"]

@@ -1,0 +1,104 @@
+"""The unit of work: one connection, one transaction, every repository of a command inside it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+
+from sqlalchemy import Connection, Engine
+
+from ir.adapters.audit.keys import DataKeys
+from ir.adapters.audit.writer import SqlAuditTrail
+from ir.adapters.db.engine import WRITE
+from ir.adapters.db.evidence import SqlEvidenceStore
+from ir.adapters.db.incidents import IncidentCache, PlaybookCache, SqlIncidentRepository
+from ir.domain.clocks import Clock
+from ir.domain.deadlines import CalendarFor
+
+
+class Database:
+    """Everything the units of work of one process share: the engine, caches and keys."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        playbooks: PlaybookCache,
+        keys: DataKeys,
+        clock: Clock,
+        log_id: str,
+        calendar_for: CalendarFor | None = None,
+        evidence_folder: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.cache = IncidentCache()
+        self.playbooks = playbooks
+        self.keys = keys
+        self.clock = clock
+        self.log_id = log_id
+        self.calendar_for = calendar_for
+        self.evidence_folder = evidence_folder
+
+    def uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self)
+
+    @contextmanager
+    def read(self) -> Iterator[SqlIncidentRepository]:
+        """A read-only view (a deferred transaction): incidents folded from the cache or the database."""
+        with self.engine.connect() as conn:
+            yield SqlIncidentRepository(
+                conn, cache=self.cache, playbooks=self.playbooks, calendar_for=self.calendar_for, touched=set()
+            )
+            conn.rollback()
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+            conn.rollback()
+
+
+class SqlUnitOfWork:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: Connection | None = None
+        self._committed = False
+        self._touched: set[int] = set()
+
+    def __enter__(self) -> SqlUnitOfWork:
+        conn = self.db.engine.connect()
+        conn.info[WRITE] = True
+        conn.begin()
+        self._conn = conn
+        self.incidents = SqlIncidentRepository(
+            conn,
+            cache=self.db.cache,
+            playbooks=self.db.playbooks,
+            calendar_for=self.db.calendar_for,
+            touched=self._touched,
+        )
+        self.evidence = SqlEvidenceStore(conn, folder=self.db.evidence_folder, now=self.db.clock.now())
+        self.audit = SqlAuditTrail(conn, log_id=self.db.log_id, keys=self.db.keys)
+        return self
+
+    def commit(self) -> None:
+        assert self._conn is not None
+        self._conn.commit()
+        self._committed = True
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conn = self._conn
+        self._conn = None
+        if conn is None:
+            return
+        try:
+            if not self._committed:
+                conn.rollback()
+                for incident_id in self._touched:  # the cached state ran ahead of what was stored
+                    self.db.cache.evict(incident_id)
+        finally:
+            conn.info.pop(WRITE, None)
+            conn.close()

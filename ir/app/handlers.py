@@ -1,0 +1,227 @@
+"""One handler per command: check permission, load, decide, append with projections and audit, commit."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ir.app.permissions import authorize
+from ir.app.ports import PlaybookSource, StaleIncident, UnitOfWork, UnitOfWorkFactory
+from ir.domain import decisions
+from ir.domain.clocks import Clock, ClockName
+from ir.domain.commands import (
+    AddNote,
+    ApproveStep,
+    AttachEvidence,
+    CheckItem,
+    CloseIncident,
+    Command,
+    CompleteStep,
+    ConfirmAction,
+    DeclareLevel,
+    FailStep,
+    IncidentCommand,
+    MarkNotificationSent,
+    OpenIncident,
+    RecordClock,
+    Restore,
+    RetryStep,
+    SetFacts,
+    SkipStep,
+    StartStep,
+)
+from ir.domain.deadlines import CalendarFor
+from ir.domain.errors import Conflict, InvalidInput
+from ir.domain.events import Event, IncidentOpened, event_to_dict
+from ir.domain.facts import check_fact_value, fact_named
+from ir.domain.incident import Incident, Mode
+from ir.domain.levels import ResponseLevel
+
+MAX_EVIDENCE = 64 * 1024 * 1024
+
+Decide = Callable[[Incident, datetime], list[Event]]
+
+
+@dataclass(slots=True)
+class Outcome:
+    incident_id: int
+    version: int
+    events: list[Event] = field(default_factory=list)
+    value: Any = None
+
+
+@dataclass(slots=True)
+class Handlers:
+    uow: UnitOfWorkFactory
+    clock: Clock
+    playbooks: PlaybookSource
+    calendar_for: CalendarFor | None = None
+    after_commit: list[Callable[[Outcome], None]] = field(default_factory=list)
+    _table: dict[type[Command], Callable[[Any], Outcome]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._table = {
+            OpenIncident: self.open_incident,
+            SetFacts: lambda c: self._act(c, "fact.set", lambda i, now: decisions.set_facts(
+                i, self._facts(i, c.facts), actor=c.actor.id, now=now, reason=c.reason)),
+            RecordClock: lambda c: self._act(c, "clock.record", lambda i, now: decisions.record_clock(
+                i, _clock_name(c.clock), c.instant or now, actor=c.actor.id, now=now, reason=c.reason)),
+            DeclareLevel: lambda c: self._act(c, "level.declare", lambda i, now: decisions.declare_level(
+                i, _level(c.level), actor=c.actor.id, now=now, reason=c.reason)),
+            StartStep: lambda c: self._act(c, "step.start", lambda i, now: decisions.start_step(
+                i, c.step_id, actor=c.actor.id, now=now, assignee=c.assignee), step=c.step_id),
+            CompleteStep: lambda c: self._act(c, "step.complete", lambda i, now: decisions.complete_step(
+                i, c.step_id, actor=c.actor.id, now=now, note=c.note), step=c.step_id),
+            SkipStep: lambda c: self._act(c, "step.skip", lambda i, now: decisions.skip_step(
+                i, c.step_id, actor=c.actor.id, now=now, reason=c.note), step=c.step_id),
+            FailStep: lambda c: self._act(c, "step.fail", lambda i, now: decisions.fail_step(
+                i, c.step_id, actor=c.actor.id, now=now, reason=c.note), step=c.step_id),
+            RetryStep: lambda c: self._act(c, "step.retry", lambda i, now: decisions.retry_step(
+                i, c.step_id, actor=c.actor.id, now=now, note=c.note), step=c.step_id),
+            ApproveStep: lambda c: self._act(c, "step.approve", lambda i, now: decisions.approve_step(
+                i, c.step_id, role=c.role, actor=c.actor.id, now=now, note=c.note), step=c.step_id),
+            CheckItem: lambda c: self._act(c, "step.check", lambda i, now: decisions.check_item(
+                i, c.step_id, c.item, checked=c.checked, actor=c.actor.id, now=now), step=c.step_id),
+            ConfirmAction: lambda c: self._act(c, "step.confirm_action", lambda i, now: decisions.confirm_action(
+                i, c.step_id, actor=c.actor.id, now=now), step=c.step_id),
+            AttachEvidence: self.attach_evidence,
+            AddNote: lambda c: self._act(c, "note.add", lambda i, now: decisions.add_note(
+                i, c.text, step_id=c.step_id, actor=c.actor.id, now=now)),
+            MarkNotificationSent: lambda c: self._act(c, "notification.mark_sent", lambda i, now: (
+                decisions.mark_notification_sent(i, c.notification_id, actor=c.actor.id, now=now, reference=c.reference))),
+            Restore: lambda c: self._act(c, "incident.restore", lambda i, now: decisions.restore(
+                i, degraded=c.degraded, actor=c.actor.id, now=now, at=c.at, reason=c.reason)),
+            CloseIncident: lambda c: self._act(c, "incident.close", lambda i, now: decisions.close_incident(
+                i, actor=c.actor.id, now=now, reason=c.reason)),
+        }
+
+    def handle(self, command: Command) -> Outcome:
+        handler = self._table.get(type(command))
+        if handler is None:
+            raise InvalidInput(f"unknown command {type(command).__name__}")
+        outcome = handler(command)
+        for hook in self.after_commit:
+            hook(outcome)
+        return outcome
+
+    # -- opening ------------------------------------------------------------------------------------
+
+    def open_incident(self, c: OpenIncident) -> Outcome:
+        authorize(c.actor, "incident.open")
+        playbook = self.playbooks.get(c.playbook)
+        try:
+            mode = Mode(c.mode)
+        except ValueError:
+            raise InvalidInput(f"mode is real, drill or test; got '{c.mode}'", field="mode") from None
+        if c.simulate_from is not None and mode is Mode.REAL:
+            raise InvalidInput("only a drill or a test runs on simulated time", field="mode")
+        if not 0 < c.speed <= 10_000:
+            raise InvalidInput("speed is between 0 and 10,000 times real time", field="speed")
+        real_now = self.clock.now()
+        now = c.simulate_from or real_now
+        probe = Incident(id=0, playbook=playbook)
+        facts = {name: check_fact_value(fact_named(playbook, name), value) for name, value in c.facts.items()}
+        events = decisions.open_incident(
+            playbook=playbook, title=c.title, mode=mode, facts=facts, actor=c.actor.id, now=now,
+            detected_at=c.detected_at, summary=c.summary,
+        )
+        if c.simulate_from is not None:
+            opened = events[0]
+            assert isinstance(opened, IncidentOpened)
+            events[0] = IncidentOpened(**{
+                **{k: getattr(opened, k) for k in ("at", "actor", "playbook_id", "playbook_hash", "title", "mode",
+                                                    "facts", "detected_at", "summary")},
+                "simulated_start": c.simulate_from, "real_start": real_now, "speed": c.speed,
+            })
+        for e in events:
+            probe.apply(e)
+        if c.level is not None:
+            events += decisions.declare_level(probe, _level(c.level), actor=c.actor.id, now=now, reason=None)
+        with self.uow() as uow:
+            incident = uow.incidents.add(Incident(id=0, playbook=playbook), events)
+            self._audit(uow, c, "incident.open", incident, events)
+            uow.commit()
+        return Outcome(incident.id, incident.version, events, incident)
+
+    # -- acts on an incident --------------------------------------------------------------------------
+
+    def _act(self, c: IncidentCommand, action: str, decide: Decide, *, step: str | None = None) -> Outcome:
+        authorize(c.actor, action)
+        for attempt in (1, 2):
+            with self.uow() as uow:
+                incident = uow.incidents.get(c.incident_id)
+                if c.expected_version is not None and incident.version != c.expected_version:
+                    raise Conflict(
+                        f"incident {c.incident_id} changed (version {incident.version}, you had {c.expected_version}):"
+                        " reload and try again"
+                    )
+                now = incident.now(self.clock.now())
+                events = decide(incident, now)
+                try:
+                    uow.incidents.append(incident, events)
+                except StaleIncident:
+                    if attempt == 2 or c.expected_version is not None:
+                        raise Conflict(f"incident {c.incident_id} was changed by someone else: try again") from None
+                    continue
+                self._audit(uow, c, action, incident, events)
+                uow.commit()
+                return Outcome(incident.id, incident.version, events)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def attach_evidence(self, c: AttachEvidence) -> Outcome:
+        if len(c.content) > MAX_EVIDENCE:
+            raise InvalidInput(f"evidence files are at most {MAX_EVIDENCE // 2**20} MiB", field="file")
+        digest = hashlib.sha256(c.content).hexdigest()
+
+        def decide(incident: Incident, now: datetime) -> list[Event]:
+            return decisions.attach_evidence(
+                incident, c.step_id, sha256=digest, filename=c.filename, size=len(c.content),
+                media_type=c.media_type, actor=c.actor.id, now=now,
+            )
+
+        authorize(c.actor, "step.evidence")
+        with self.uow() as uow:
+            incident = uow.incidents.get(c.incident_id)
+            now = incident.now(self.clock.now())
+            events = decide(incident, now)
+            uow.evidence.put(c.content, c.media_type)
+            uow.incidents.append(incident, events)
+            self._audit(uow, c, "step.evidence", incident, events)
+            uow.commit()
+        return Outcome(incident.id, incident.version, events)
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _facts(self, incident: Incident, raw: dict[str, object]) -> dict[str, Any]:
+        return {name: check_fact_value(fact_named(incident.playbook, name), value) for name, value in raw.items()}
+
+    def _audit(self, uow: UnitOfWork, c: Command, action: str, incident: Incident, events: Sequence[Event]) -> None:
+        at = self.clock.now()
+        for e in events:
+            payload = event_to_dict(e)
+            payload["kind"] = e.kind
+            payload["incident_version"] = incident.version
+            uow.audit.record(action=action, actor=c.actor.id, subject=f"incident:{incident.id}", payload=payload, at=at)
+
+
+def _level(text: str) -> ResponseLevel:
+    try:
+        return ResponseLevel(text.strip().upper())
+    except ValueError:
+        raise InvalidInput(f"a response level is I, II, III or IV; got '{text}'", field="level") from None
+
+
+def _clock_name(text: str) -> ClockName:
+    try:
+        return ClockName(text.strip().lower().replace("-", "_"))
+    except ValueError:
+        import difflib
+
+        names = [c.value for c in ClockName]
+        close = difflib.get_close_matches(text, names, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise InvalidInput(f"unknown clock '{text}'{hint} (clocks: {', '.join(names)})", field="clock") from None
+

@@ -1,0 +1,79 @@
+"""The service layer's view of the outside world: Protocols the adapters implement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol
+
+from ir.domain.events import Event
+from ir.domain.incident import Incident
+from ir.domain.playbook import Playbook
+
+
+class PlaybookSource(Protocol):
+    def get(self, ref: str) -> Playbook:
+        """A playbook by id from the library, or by path to a file (NotFound / InvalidInput)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    incident_id: int
+    seq: int
+    event: Event
+
+
+class IncidentRepository(Protocol):
+    def add(self, incident: Incident, events: Sequence[Event]) -> Incident:
+        """Store a new incident (its id is allocated here) and fold its first events into it."""
+        ...
+
+    def get(self, incident_id: int) -> Incident:
+        """The incident folded up to its latest event (NotFound)."""
+        ...
+
+    def append(self, incident: Incident, events: Sequence[Event]) -> None:
+        """Append events at the incident's version (StaleIncident if it moved on), fold them into it, and
+        update the projections they touch, in the current transaction."""
+        ...
+
+    def events(self, incident_id: int, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]: ...
+
+
+class EvidenceStore(Protocol):
+    def put(self, content: bytes, media_type: str) -> str:
+        """Store content by its SHA-256 (never overwritten) and return the digest."""
+        ...
+
+    def get(self, sha256: str) -> bytes: ...
+
+
+class AuditTrail(Protocol):
+    def record(self, *, action: str, actor: str, subject: str, payload: dict[str, Any], at: datetime) -> None:
+        """Write one encrypted audit record in the current transaction (fail closed)."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    incidents: IncidentRepository
+    evidence: EvidenceStore
+    audit: AuditTrail
+
+    def __enter__(self) -> UnitOfWork: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...
+
+
+class StaleIncident(Exception):
+    """The incident changed since it was read (another process or request); re-read and decide again."""

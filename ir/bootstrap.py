@@ -1,0 +1,68 @@
+"""The composition root: settings -> adapters -> handlers. Nothing is built at import time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from ir.adapters.audit.keys import DataKeys, load_kek
+from ir.adapters.calendars import official_calendar
+from ir.adapters.clock import SystemClock
+from ir.adapters.db.engine import make_engine
+from ir.adapters.db.incidents import PlaybookCache
+from ir.adapters.db.schema import require_migrated
+from ir.adapters.db.uow import Database
+from ir.adapters.playbooks.compiler import compile_source
+from ir.adapters.playbooks.library import PlaybookLibrary
+from ir.app.handlers import Handlers
+from ir.config import Settings
+from ir.domain.clocks import Clock
+from ir.domain.durations import WorkingCalendar
+from ir.domain.errors import InvalidInput
+from ir.domain.playbook import Calendar, Playbook
+
+
+@dataclass
+class App:
+    settings: Settings
+    clock: Clock
+    db: Database
+    library: PlaybookLibrary
+    handlers: Handlers
+
+
+@cache
+def _calendar(country: str, zone: str) -> WorkingCalendar:
+    return official_calendar(country, zone)
+
+
+def calendar_for(calendar: Calendar) -> WorkingCalendar:
+    return _calendar(calendar.country, calendar.zone)
+
+
+def compile_stored(digest: str, source: str) -> Playbook:
+    result = compile_source(source.encode(), f"<playbook {digest[:12]}>")
+    if result.playbook is None:
+        raise InvalidInput(f"the stored playbook {digest[:12]} no longer compiles: {result.errors[:1]}")
+    return result.playbook
+
+
+def build(settings: Settings | None = None, *, clock: Clock | None = None, check_schema: bool = True) -> App:
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+    engine = make_engine(settings.database_url)
+    if check_schema:
+        require_migrated(engine)
+    kek = load_kek(key_file=settings.kek_file, env_value=settings.audit_kek)
+    db = Database(
+        engine,
+        playbooks=PlaybookCache(compile_stored),
+        keys=DataKeys(kek),
+        clock=clock,
+        log_id=settings.audit_log_id,
+        calendar_for=calendar_for,
+        evidence_folder=settings.evidence_dir,
+    )
+    library = PlaybookLibrary(settings.playbooks_dir, today=clock.now().date())
+    handlers = Handlers(uow=db.uow, clock=clock, playbooks=library, calendar_for=calendar_for)
+    return App(settings=settings, clock=clock, db=db, library=library, handlers=handlers)

@@ -1,0 +1,135 @@
+"""Commands: what a person (or a machine) asks ir to do, the same from the CLI, the API and the console."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: `local:<os user>` at the command line, a user or a token's user over HTTP."""
+
+    id: str
+    roles: frozenset[str] = frozenset({"admin"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Command:
+    actor: Actor
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncidentCommand(Command):
+    incident_id: int
+    expected_version: int | None = None  # optimistic concurrency: refuse if the incident moved on
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenIncident(Command):
+    playbook: str  # an id from the library, or a path to a file
+    title: str
+    mode: str = "real"
+    facts: dict[str, object] = field(default_factory=dict)  # text as typed, or JSON values
+    level: str | None = None
+    detected_at: datetime | None = None
+    simulate_from: datetime | None = None  # a drill on simulated time starting at this instant
+    speed: float = 1.0
+    summary: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetFacts(IncidentCommand):
+    facts: dict[str, object]
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordClock(IncidentCommand):
+    clock: str
+    instant: datetime | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeclareLevel(IncidentCommand):
+    level: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepCommand(IncidentCommand):
+    step_id: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartStep(StepCommand):
+    assignee: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompleteStep(StepCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SkipStep(StepCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailStep(StepCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryStep(StepCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApproveStep(StepCommand):
+    role: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckItem(StepCommand):
+    item: int
+    checked: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfirmAction(StepCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttachEvidence(StepCommand):
+    filename: str
+    content: bytes = field(repr=False)
+    media_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddNote(IncidentCommand):
+    text: str
+    step_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarkNotificationSent(IncidentCommand):
+    notification_id: str
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Restore(IncidentCommand):
+    degraded: bool = False
+    at: datetime | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseIncident(IncidentCommand):
+    reason: str | None = None

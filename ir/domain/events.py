@@ -1,0 +1,214 @@
+"""What happened to an incident: the acts of people, in the past tense, and their JSON form.
+
+An incident's state is the fold of these events (ir.domain.incident). Each event records the instant it
+was recorded (`at`, from the incident's clock) and who acted (`actor`). Payloads are plain JSON values so
+the stored form is stable; instants are ISO 8601 UTC text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any, ClassVar
+
+FactValue = bool | int | float | str | None  # durations travel as canonical text ("1h30m")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    kind: ClassVar[str] = ""
+    at: datetime
+    actor: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncidentOpened(Event):
+    kind: ClassVar[str] = "incident_opened"
+    playbook_id: str
+    playbook_hash: str
+    title: str
+    mode: str  # real | drill | test
+    facts: dict[str, FactValue] = field(default_factory=dict)
+    detected_at: datetime | None = None
+    simulated_start: datetime | None = None  # set when the incident runs on a simulated clock …
+    real_start: datetime | None = None  # … the real instant it began at …
+    speed: float = 1.0  # … and how much faster than real time it runs
+    summary: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FactsSet(Event):
+    kind: ClassVar[str] = "facts_set"
+    facts: dict[str, FactValue]
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClockRecorded(Event):
+    kind: ClassVar[str] = "clock_recorded"
+    clock: str
+    instant: datetime
+    reason: str | None = None
+    correction: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LevelDeclared(Event):
+    kind: ClassVar[str] = "level_declared"
+    level: str
+    previous: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepStarted(Event):
+    kind: ClassVar[str] = "step_started"
+    step: str
+    assignee: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepCompleted(Event):
+    kind: ClassVar[str] = "step_completed"
+    step: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepSkipped(Event):
+    kind: ClassVar[str] = "step_skipped"
+    step: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepFailed(Event):
+    kind: ClassVar[str] = "step_failed"
+    step: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepRetried(Event):
+    kind: ClassVar[str] = "step_retried"
+    step: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepApproved(Event):
+    kind: ClassVar[str] = "step_approved"
+    step: str
+    role: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChecklistItemChecked(Event):
+    kind: ClassVar[str] = "checklist_item_checked"
+    step: str
+    item: int
+    checked: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoteAdded(Event):
+    kind: ClassVar[str] = "note_added"
+    text: str
+    step: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvidenceAttached(Event):
+    kind: ClassVar[str] = "evidence_attached"
+    step: str
+    sha256: str
+    filename: str
+    size: int
+    media_type: str
+    source: str = "upload"  # upload | action
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionConfirmed(Event):
+    kind: ClassVar[str] = "action_confirmed"
+    step: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionSucceeded(Event):
+    kind: ClassVar[str] = "action_succeeded"
+    step: str
+    status: int
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationSent(Event):
+    kind: ClassVar[str] = "notification_sent"
+    notification: str
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncidentClosed(Event):
+    kind: ClassVar[str] = "incident_closed"
+    reason: str | None = None
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        IncidentOpened,
+        FactsSet,
+        ClockRecorded,
+        LevelDeclared,
+        StepStarted,
+        StepCompleted,
+        StepSkipped,
+        StepFailed,
+        StepRetried,
+        StepApproved,
+        ChecklistItemChecked,
+        NoteAdded,
+        EvidenceAttached,
+        ActionConfirmed,
+        ActionSucceeded,
+        NotificationSent,
+        IncidentClosed,
+    )
+}
+
+_DATETIME_FIELDS: dict[type[Event], frozenset[str]] = {}
+
+
+def _datetime_fields(cls: type[Event]) -> frozenset[str]:
+    found = _DATETIME_FIELDS.get(cls)
+    if found is None:
+        found = frozenset(f.name for f in fields(cls) if "datetime" in str(f.type))
+        _DATETIME_FIELDS[cls] = found
+    return found
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """The stored payload of an event (without its kind, which is stored beside it)."""
+    out: dict[str, Any] = {}
+    dt_fields = _datetime_fields(type(event))
+    for name in event.__slots__:  # type: ignore[attr-defined]
+        value = getattr(event, name)
+        if name in dt_fields and value is not None:
+            value = value.isoformat()
+        out[name] = value
+    out["at"] = event.at.isoformat()
+    out["actor"] = event.actor
+    return out
+
+
+def event_from_dict(kind: str, payload: dict[str, Any]) -> Event:
+    cls = EVENT_TYPES[kind]
+    args = dict(payload)
+    for name in _datetime_fields(cls):
+        value = args.get(name)
+        if isinstance(value, str):
+            args[name] = datetime.fromisoformat(value)
+    return cls(**args)

@@ -6,7 +6,12 @@ import os
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 _REPO_PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
 
@@ -31,6 +36,18 @@ class Settings(BaseSettings):
     audit_log_id: str = "ir-audit"
     action_allow_hosts: list[str] = Field(default_factory=list)  # hosts automated actions may call
     due_soon_minutes: int = 15
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the environment wins over ir.toml, which wins over the defaults
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
     @property
     def kek_file(self) -> str:

@@ -139,6 +139,7 @@ class SqlIncidentRepository:
             insert(incidents).values(
                 playbook_id=pb.id, playbook_hash=pb.content_hash, title=probe.title, mode=probe.mode.value,
                 level=None, status="triage", version=0, opened_at=probe.opened_at, updated_at=probe.updated_at,
+                simulated_start=probe.simulated_start, real_start=probe.real_start, speed=probe.speed,
             )
         ).inserted_primary_key[0]
         incident.id = int(new_id)

@@ -84,6 +84,9 @@ incidents = Table(
     Column("detected_at", UTCDateTime),
     Column("restored_at", UTCDateTime),
     Column("closed_at", UTCDateTime),
+    Column("simulated_start", UTCDateTime),  # a drill on simulated time: its clock is
+    Column("real_start", UTCDateTime),  # simulated_start + (now - real_start) * speed
+    Column("speed", Float, nullable=False, default=1.0),
     Index("ix_incidents_status", "status"),
 )
 
@@ -174,4 +177,3 @@ audit_records = Table(
     Index("ix_audit_records_unsealed", "seq"),
 )
 
-__all__ = ["Float", "metadata"]

@@ -82,6 +82,11 @@ class SqlUnitOfWork:
         self.audit = SqlAuditTrail(conn, log_id=self.db.log_id, keys=self.db.keys)
         return self
 
+    @property
+    def conn(self) -> Connection:
+        assert self._conn is not None, "outside the unit of work"
+        return self._conn
+
     def commit(self) -> None:
         assert self._conn is not None
         self._conn.commit()

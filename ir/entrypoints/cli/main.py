@@ -16,6 +16,23 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "playbooks": ("ir.entrypoints.cli.playbook_commands", "playbooks"),
     "show": ("ir.entrypoints.cli.playbook_commands", "show"),
     "run-local": ("ir.entrypoints.cli.playbook_commands", "run_local"),
+    "open": ("ir.entrypoints.cli.incident_commands", "open_"),
+    "incidents": ("ir.entrypoints.cli.incident_commands", "incidents"),
+    "status": ("ir.entrypoints.cli.incident_commands", "status"),
+    "step": ("ir.entrypoints.cli.incident_commands", "step"),
+    "approve": ("ir.entrypoints.cli.incident_commands", "approve"),
+    "fact": ("ir.entrypoints.cli.incident_commands", "fact"),
+    "clock": ("ir.entrypoints.cli.incident_commands", "clock"),
+    "classify": ("ir.entrypoints.cli.incident_commands", "classify"),
+    "level": ("ir.entrypoints.cli.incident_commands", "level"),
+    "restore": ("ir.entrypoints.cli.incident_commands", "restore"),
+    "close": ("ir.entrypoints.cli.incident_commands", "close"),
+    "note": ("ir.entrypoints.cli.incident_commands", "note"),
+    "notified": ("ir.entrypoints.cli.incident_commands", "notified"),
+    "timeline": ("ir.entrypoints.cli.incident_commands", "timeline"),
+    "db": ("ir.entrypoints.cli.admin_commands", "db"),
+    "admin": ("ir.entrypoints.cli.admin_commands", "admin"),
+    "worker": ("ir.entrypoints.cli.admin_commands", "worker"),
 }
 
 

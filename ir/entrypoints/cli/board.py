@@ -1,0 +1,130 @@
+"""The status board in a terminal: level, recovery clocks, steps by state, deadlines with countdowns."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+
+from ir.domain.text import Text
+
+_STATE_COLOURS = {"overdue": "red", "missed": "red", "due_soon": "yellow", "upcoming": None, "met": "green",
+                  "waiting": "bright_black"}
+_STATUS_ORDER = ["failed", "in_progress", "ready", "pending", "done", "skipped", "not_applicable"]
+_L = {
+    "level": Text("响应级别", "Level"),
+    "triage": Text("研判中（未定级）", "triage (no level declared)"),
+    "steps": Text("步骤", "Steps"),
+    "deadlines": Text("时限", "Deadlines"),
+    "recovery": Text("恢复目标", "Recovery"),
+    "left": Text("剩余", "left"),
+    "late": Text("超时", "late"),
+    "met": Text("已达成", "met"),
+    "breached": Text("已突破", "BREACHED"),
+    "suggested": Text("建议级别", "suggested level"),
+    "missing": Text("缺少事实", "missing facts"),
+    "closed": Text("已关闭", "closed"),
+    "waits": Text("等待", "waits on"),
+    "approval": Text("待审批", "awaiting approval by"),
+}
+
+
+def _t(key: str, lang: str) -> str:
+    return _L[key].get("en" if lang == "en" else "zh-CN")
+
+
+def local_time(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    zone = ZoneInfo(os.environ.get("IR_TIMEZONE", "Asia/Shanghai"))
+    return str(value.astimezone(zone).strftime("%Y-%m-%d %H:%M"))
+
+
+def span(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    s = abs(seconds)
+    d, rem = divmod(s, 86400)
+    h, rem = divmod(rem, 3600)
+    m = rem // 60
+    if d:
+        return f"{d}d{h:02d}h"
+    if h:
+        return f"{h}h{m:02d}m"
+    return f"{m}m{s % 60:02d}s" if m < 10 else f"{m}m"
+
+
+def render_board(view: dict[str, Any], *, lang: str, color: bool) -> str:
+    def paint(text: str, colour: str | None, bold: bool = False) -> str:
+        return click.style(text, fg=colour, bold=bold) if color and (colour or bold) else text
+
+    out: list[str] = []
+    head = f"#{view['id']} {view['title']}"
+    if view["mode"] != "real":
+        head += f"  [{view['mode'].upper()}{' · simulated time' if view['simulated'] else ''}]"
+    out.append(paint(head, None, bold=True))
+    pb = view["playbook"]
+    out.append(f"{pb['title']} ({pb['id']} v{pb['version']}) · v{view['version']} · {local_time(view['now'])}")
+    if view["closed"]:
+        out.append(paint(_t("closed", lang), "bright_black"))
+    if view["level"]:
+        out.append(paint(f"{_t('level', lang)} {view['level']} {view['level_label']}", "red" if view["level"] in ("I", "II") else "yellow", bold=True))
+    else:
+        out.append(paint(_t("triage", lang), "yellow"))
+    if view["suggested_level"] and view["suggested_level"] != view["level"]:
+        out.append(f"{_t('suggested', lang)}: {view['suggested_level']}")
+    if view["missing_facts"]:
+        out.append(f"{_t('missing', lang)}: {', '.join(view['missing_facts'])}")
+    if view["recovery"]:
+        parts = []
+        for r in view["recovery"]:
+            if r["name"] == "rpo":
+                if r["actual_s"] is not None:
+                    parts.append(f"RPO {span(r['target_s'])}: {span(r['actual_s'])} {'ok' if r['met'] else 'X'}")
+                continue
+            name = r["name"].upper()
+            if r["met"] is not None:
+                state = paint(f"{_t('met', lang)} {span(r['actual_s'])}", "green") if r["met"] else paint(
+                    f"{_t('breached', lang)} {span(r['actual_s'])}", "red", bold=True)
+            elif r["breached"]:
+                state = paint(f"{_t('breached', lang)} {span(-(r['left_s'] or 0))}", "red", bold=True)
+            elif r["left_s"] is not None:
+                state = f"{span(r['left_s'])} {_t('left', lang)}"
+            else:
+                state = "-"
+            parts.append(f"{name} {span(r['target_s'])}: {state}")
+        out.append(f"{_t('recovery', lang)}: " + " · ".join(parts))
+    out.append("")
+    counts = view["step_counts"]
+    out.append(f"{_t('steps', lang)}: " + ", ".join(f"{k} {counts[k]}" for k in _STATUS_ORDER if counts.get(k)))
+    for status in _STATUS_ORDER:
+        if status in ("done", "skipped", "not_applicable"):
+            continue
+        for s in (s for s in view["steps"] if s["status"] == status):
+            due = ""
+            if s["due_at"]:
+                colour = _STATE_COLOURS.get(s["deadline"] or "")
+                when = f"-{span(s['late_by_s'])}" if s["late_by_s"] else f"{span(s['left_s'])}"
+                due = paint(f"  [{when}]", colour)
+            extra = ""
+            if s["waiting_on"]:
+                extra = f"  {_t('waits', lang)} {', '.join(s['waiting_on'])}"
+            elif s["approvals_waiting"]:
+                extra = f"  {_t('approval', lang)} {', '.join(s['approvals_waiting'])}"
+            who = f" @{s['assignee']}" if s["assignee"] else ""
+            out.append(f"  {status:<11} {s['id']:<24} {s['role_title']}{who}{due}{extra}")
+    due_items = [d for d in view["deadlines"] if d["kind"] != "step" and d["state"] not in ("met",)]
+    if due_items:
+        out.append("")
+        out.append(f"{_t('deadlines', lang)}:")
+        for d in due_items:
+            colour = _STATE_COLOURS.get(d["state"])
+            when = (f"{_t('late', lang)} {span(d['late_by_s'])}" if d["late_by_s"] else
+                    f"{span(d['left_s'])} {_t('left', lang)}" if d["left_s"] is not None else d["state"])
+            out.append(paint(f"  {d['state']:<9} {local_time(d['due_at'])}  {when:<14} {d['title']}", colour))
+    return "\n".join(out)

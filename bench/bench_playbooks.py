@@ -48,7 +48,7 @@ def big_playbook(steps: int) -> str:
             f"    title: {{zh-CN: 第{i}步 检查基站与传输, en: Step {i} check sites and transmission}}\n"
             f"    instructions:\n"
             f"      zh-CN: 核查受影响基站、传输路由和动力情况，记录结果并更新事实。\n"
-            f"      en: Check the affected sites, transmission routes and power, record the results and update the facts.\n"
+            f"      en: Check the affected sites, transmission routes and power and record the results.\n"
             f"    role: {'noc' if i % 2 else 'commander'}\n"
             f"{deps}"
             f"    due: detection + {i % 90 + 1}m\n"
@@ -93,28 +93,34 @@ def main() -> None:
 
     def parse_library() -> None:
         for raw in raws:
-            yaml.load(raw, Loader=loader)  # noqa: S506 - a safe loader: this is the ceiling
+            yaml.load(raw, Loader=loader)
 
     validate_library()
     warm = median_time(validate_library)
     ceiling = median_time(parse_library)
-    print(f"library ({len(files)} playbooks) warm: {warm * 1000:.1f} ms (target < 200 ms); "
-          f"ceiling libyaml parse only: {ceiling * 1000:.1f} ms; ratio {warm / ceiling:.1f}x")
+    print(
+        f"library ({len(files)} playbooks) warm: {warm * 1000:.1f} ms (target < 200 ms); "
+        f"ceiling libyaml parse only: {ceiling * 1000:.1f} ms; ratio {warm / ceiling:.1f}x"
+    )
 
     ir_cmd = [sys.executable, "-m", "ir", "validate", str(LIBRARY)]
     cold_ir = cold(ir_cmd)
     cold_bare = cold([sys.executable, "-c", "import yaml"])
-    print(f"library cold `ir validate playbooks/`: {cold_ir * 1000:.0f} ms (target < 1000 ms); "
-          f"ceiling `python -c 'import yaml'`: {cold_bare * 1000:.0f} ms")
+    print(
+        f"library cold `ir validate playbooks/`: {cold_ir * 1000:.0f} ms (target < 1000 ms); "
+        f"ceiling `python -c 'import yaml'`: {cold_bare * 1000:.0f} ms"
+    )
 
     text = big_playbook(5000)
     raw = text.encode()
     result = compile_source(raw, "big.yaml")
     assert result.ok, [str(p) for p in result.errors[:5]]
     big = median_time(lambda: compile_source(raw, "big.yaml"), 5)
-    big_ceiling = median_time(lambda: yaml.load(raw, Loader=loader), 5)  # noqa: S506
-    print(f"5,000-step playbook ({len(raw) / 1e6:.1f} MB) warm: {big * 1000:.0f} ms (target < 1000 ms); "
-          f"ceiling libyaml parse only: {big_ceiling * 1000:.0f} ms; ratio {big / big_ceiling:.1f}x")
+    big_ceiling = median_time(lambda: yaml.load(raw, Loader=loader), 5)
+    print(
+        f"5,000-step playbook ({len(raw) / 1e6:.1f} MB) warm: {big * 1000:.0f} ms (target < 1000 ms); "
+        f"ceiling libyaml parse only: {big_ceiling * 1000:.0f} ms; ratio {big / big_ceiling:.1f}x"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "big.yaml"
@@ -127,9 +133,11 @@ def main() -> None:
     assert refused.playbook is None
     bomb_time = median_time(lambda: compile_source(bomb, "bomb.yaml"), 21)
     small = (ROOT / "playbooks" / "attack" / "ddos.yaml").read_bytes()
-    small_ceiling = median_time(lambda: yaml.load(small, Loader=loader), 21)  # noqa: S506
-    print(f"alias bomb refused warm: {bomb_time * 1000:.2f} ms (target < 50 ms); "
-          f"ceiling libyaml parse of one real playbook: {small_ceiling * 1000:.2f} ms")
+    small_ceiling = median_time(lambda: yaml.load(small, Loader=loader), 21)
+    print(
+        f"alias bomb refused warm: {bomb_time * 1000:.2f} ms (target < 50 ms); "
+        f"ceiling libyaml parse of one real playbook: {small_ceiling * 1000:.2f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cache
 
@@ -12,13 +13,16 @@ from ir.adapters.db.engine import make_engine
 from ir.adapters.db.incidents import PlaybookCache
 from ir.adapters.db.schema import require_migrated
 from ir.adapters.db.uow import Database
+from ir.adapters.http_actions import HttpActionClient
 from ir.adapters.playbooks.compiler import compile_source
 from ir.adapters.playbooks.library import PlaybookLibrary
+from ir.app.actions import ActionClient, ActionHook
 from ir.app.handlers import Handlers
 from ir.config import Settings
 from ir.domain.clocks import Clock
 from ir.domain.durations import WorkingCalendar
 from ir.domain.errors import InvalidInput
+from ir.domain.incident import Incident
 from ir.domain.playbook import Calendar, Playbook
 
 
@@ -47,7 +51,13 @@ def compile_stored(digest: str, source: str) -> Playbook:
     return result.playbook
 
 
-def build(settings: Settings | None = None, *, clock: Clock | None = None, check_schema: bool = True) -> App:
+def build(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    check_schema: bool = True,
+    action_client: ActionClient | None = None,
+) -> App:
     settings = settings or Settings()
     clock = clock or SystemClock()
     engine = make_engine(settings.database_url)
@@ -65,4 +75,18 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, check
     )
     library = PlaybookLibrary(settings.playbooks_dir, today=clock.now().date())
     handlers = Handlers(uow=db.uow, clock=clock, playbooks=library, calendar_for=calendar_for)
+
+    def load(incident_id: int) -> Incident:
+        with db.read() as repo:
+            return repo.get(incident_id)
+
+    handlers.after_commit.append(
+        ActionHook(
+            handle=handlers.handle,
+            load=load,
+            client=action_client or HttpActionClient(),
+            allow_hosts=frozenset(h.lower() for h in settings.action_allow_hosts),
+            secrets={k[len("IR_SECRET_") :]: v for k, v in os.environ.items() if k.startswith("IR_SECRET_")},
+        )
+    )
     return App(settings=settings, clock=clock, db=db, library=library, handlers=handlers)

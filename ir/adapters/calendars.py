@@ -54,9 +54,7 @@ def official_calendar(country: str = "CN", zone: str | None = None) -> WorkingCa
     Raises ValueError for an unknown country code, an unknown zone, or a country whose zone must be given.
     """
     if not known_calendar(country):
-        hint = (
-            f" (country codes are upper-case: '{country.upper()}')" if known_calendar(country.upper()) else ""
-        )
+        hint = f" (country codes are upper-case: '{country.upper()}')" if known_calendar(country.upper()) else ""
         raise ValueError(f"unknown country code '{country}' for a holiday calendar{hint}")
     if zone is None:
         zone = DEFAULT_ZONES.get(country)
@@ -124,9 +122,7 @@ class HolidaysCalendar:
         with self._lock:
             found = self._years.get(year)
             if found is None:
-                found = holidays.country_holidays(
-                    self.country, years=(year - 1, year, year + 1), expand=False
-                )
+                found = holidays.country_holidays(self.country, years=(year - 1, year, year + 1), expand=False)
                 first, last = int(found.start_year), int(found.end_year)
                 if not first <= year <= last:
                     raise CalendarError(

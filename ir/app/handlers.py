@@ -26,6 +26,7 @@ from ir.domain.commands import (
     IncidentCommand,
     MarkNotificationSent,
     OpenIncident,
+    RecordActionResult,
     RecordClock,
     Restore,
     RetryStep,
@@ -51,6 +52,7 @@ class Outcome:
     version: int
     events: list[Event] = field(default_factory=list)
     value: Any = None
+    incident: Incident | None = None  # the state after the command (for after-commit hooks)
 
 
 @dataclass(slots=True)
@@ -65,37 +67,101 @@ class Handlers:
     def __post_init__(self) -> None:
         self._table = {
             OpenIncident: self.open_incident,
-            SetFacts: lambda c: self._act(c, "fact.set", lambda i, now: decisions.set_facts(
-                i, self._facts(i, c.facts), actor=c.actor.id, now=now, reason=c.reason)),
-            RecordClock: lambda c: self._act(c, "clock.record", lambda i, now: decisions.record_clock(
-                i, _clock_name(c.clock), c.instant or now, actor=c.actor.id, now=now, reason=c.reason)),
-            DeclareLevel: lambda c: self._act(c, "level.declare", lambda i, now: decisions.declare_level(
-                i, _level(c.level), actor=c.actor.id, now=now, reason=c.reason)),
-            StartStep: lambda c: self._act(c, "step.start", lambda i, now: decisions.start_step(
-                i, c.step_id, actor=c.actor.id, now=now, assignee=c.assignee), step=c.step_id),
-            CompleteStep: lambda c: self._act(c, "step.complete", lambda i, now: decisions.complete_step(
-                i, c.step_id, actor=c.actor.id, now=now, note=c.note), step=c.step_id),
-            SkipStep: lambda c: self._act(c, "step.skip", lambda i, now: decisions.skip_step(
-                i, c.step_id, actor=c.actor.id, now=now, reason=c.note), step=c.step_id),
-            FailStep: lambda c: self._act(c, "step.fail", lambda i, now: decisions.fail_step(
-                i, c.step_id, actor=c.actor.id, now=now, reason=c.note), step=c.step_id),
-            RetryStep: lambda c: self._act(c, "step.retry", lambda i, now: decisions.retry_step(
-                i, c.step_id, actor=c.actor.id, now=now, note=c.note), step=c.step_id),
-            ApproveStep: lambda c: self._act(c, "step.approve", lambda i, now: decisions.approve_step(
-                i, c.step_id, role=c.role, actor=c.actor.id, now=now, note=c.note), step=c.step_id),
-            CheckItem: lambda c: self._act(c, "step.check", lambda i, now: decisions.check_item(
-                i, c.step_id, c.item, checked=c.checked, actor=c.actor.id, now=now), step=c.step_id),
-            ConfirmAction: lambda c: self._act(c, "step.confirm_action", lambda i, now: decisions.confirm_action(
-                i, c.step_id, actor=c.actor.id, now=now), step=c.step_id),
+            SetFacts: lambda c: self._act(
+                c,
+                "fact.set",
+                lambda i, now: decisions.set_facts(
+                    i, self._facts(i, c.facts), actor=c.actor.id, now=now, reason=c.reason
+                ),
+            ),
+            RecordClock: lambda c: self._act(
+                c,
+                "clock.record",
+                lambda i, now: decisions.record_clock(
+                    i, _clock_name(c.clock), c.instant or now, actor=c.actor.id, now=now, reason=c.reason
+                ),
+            ),
+            DeclareLevel: lambda c: self._act(
+                c,
+                "level.declare",
+                lambda i, now: decisions.declare_level(i, _level(c.level), actor=c.actor.id, now=now, reason=c.reason),
+            ),
+            StartStep: lambda c: self._act(
+                c,
+                "step.start",
+                lambda i, now: decisions.start_step(i, c.step_id, actor=c.actor.id, now=now, assignee=c.assignee),
+                step=c.step_id,
+            ),
+            CompleteStep: lambda c: self._act(
+                c,
+                "step.complete",
+                lambda i, now: decisions.complete_step(i, c.step_id, actor=c.actor.id, now=now, note=c.note),
+                step=c.step_id,
+            ),
+            SkipStep: lambda c: self._act(
+                c,
+                "step.skip",
+                lambda i, now: decisions.skip_step(i, c.step_id, actor=c.actor.id, now=now, reason=c.note),
+                step=c.step_id,
+            ),
+            FailStep: lambda c: self._act(
+                c,
+                "step.fail",
+                lambda i, now: decisions.fail_step(i, c.step_id, actor=c.actor.id, now=now, reason=c.note),
+                step=c.step_id,
+            ),
+            RetryStep: lambda c: self._act(
+                c,
+                "step.retry",
+                lambda i, now: decisions.retry_step(i, c.step_id, actor=c.actor.id, now=now, note=c.note),
+                step=c.step_id,
+            ),
+            ApproveStep: lambda c: self._act(
+                c,
+                "step.approve",
+                lambda i, now: decisions.approve_step(
+                    i, c.step_id, role=c.role, actor=c.actor.id, now=now, note=c.note
+                ),
+                step=c.step_id,
+            ),
+            CheckItem: lambda c: self._act(
+                c,
+                "step.check",
+                lambda i, now: decisions.check_item(i, c.step_id, c.item, checked=c.checked, actor=c.actor.id, now=now),
+                step=c.step_id,
+            ),
+            ConfirmAction: lambda c: self._act(
+                c,
+                "step.confirm_action",
+                lambda i, now: decisions.confirm_action(i, c.step_id, actor=c.actor.id, now=now),
+                step=c.step_id,
+            ),
             AttachEvidence: self.attach_evidence,
-            AddNote: lambda c: self._act(c, "note.add", lambda i, now: decisions.add_note(
-                i, c.text, step_id=c.step_id, actor=c.actor.id, now=now)),
-            MarkNotificationSent: lambda c: self._act(c, "notification.mark_sent", lambda i, now: (
-                decisions.mark_notification_sent(i, c.notification_id, actor=c.actor.id, now=now, reference=c.reference))),
-            Restore: lambda c: self._act(c, "incident.restore", lambda i, now: decisions.restore(
-                i, degraded=c.degraded, actor=c.actor.id, now=now, at=c.at, reason=c.reason)),
-            CloseIncident: lambda c: self._act(c, "incident.close", lambda i, now: decisions.close_incident(
-                i, actor=c.actor.id, now=now, reason=c.reason)),
+            RecordActionResult: self.record_action_result,
+            AddNote: lambda c: self._act(
+                c,
+                "note.add",
+                lambda i, now: decisions.add_note(i, c.text, step_id=c.step_id, actor=c.actor.id, now=now),
+            ),
+            MarkNotificationSent: lambda c: self._act(
+                c,
+                "notification.mark_sent",
+                lambda i, now: decisions.mark_notification_sent(
+                    i, c.notification_id, actor=c.actor.id, now=now, reference=c.reference
+                ),
+            ),
+            Restore: lambda c: self._act(
+                c,
+                "incident.restore",
+                lambda i, now: decisions.restore(
+                    i, degraded=c.degraded, actor=c.actor.id, now=now, at=c.at, reason=c.reason
+                ),
+            ),
+            CloseIncident: lambda c: self._act(
+                c,
+                "incident.close",
+                lambda i, now: decisions.close_incident(i, actor=c.actor.id, now=now, reason=c.reason),
+            ),
         }
 
     def handle(self, command: Command) -> Outcome:
@@ -125,17 +191,39 @@ class Handlers:
         probe = Incident(id=0, playbook=playbook)
         facts = {name: check_fact_value(fact_named(playbook, name), value) for name, value in c.facts.items()}
         events = decisions.open_incident(
-            playbook=playbook, title=c.title, mode=mode, facts=facts, actor=c.actor.id, now=now,
-            detected_at=c.detected_at, summary=c.summary,
+            playbook=playbook,
+            title=c.title,
+            mode=mode,
+            facts=facts,
+            actor=c.actor.id,
+            now=now,
+            detected_at=c.detected_at,
+            summary=c.summary,
         )
         if c.simulate_from is not None:
             opened = events[0]
             assert isinstance(opened, IncidentOpened)
-            events[0] = IncidentOpened(**{
-                **{k: getattr(opened, k) for k in ("at", "actor", "playbook_id", "playbook_hash", "title", "mode",
-                                                    "facts", "detected_at", "summary")},
-                "simulated_start": c.simulate_from, "real_start": real_now, "speed": c.speed,
-            })
+            events[0] = IncidentOpened(
+                **{
+                    **{
+                        k: getattr(opened, k)
+                        for k in (
+                            "at",
+                            "actor",
+                            "playbook_id",
+                            "playbook_hash",
+                            "title",
+                            "mode",
+                            "facts",
+                            "detected_at",
+                            "summary",
+                        )
+                    },
+                    "simulated_start": c.simulate_from,
+                    "real_start": real_now,
+                    "speed": c.speed,
+                }
+            )
         for e in events:
             probe.apply(e)
         if c.level is not None:
@@ -144,7 +232,7 @@ class Handlers:
             incident = uow.incidents.add(Incident(id=0, playbook=playbook), events)
             self._audit(uow, c, "incident.open", incident, events)
             uow.commit()
-        return Outcome(incident.id, incident.version, events, incident)
+        return Outcome(incident.id, incident.version, events, incident, incident=incident)
 
     # -- acts on an incident --------------------------------------------------------------------------
 
@@ -152,7 +240,9 @@ class Handlers:
         authorize(c.actor, action)
         for attempt in (1, 2):
             with self.uow() as uow:
-                incident = uow.incidents.get(c.incident_id)
+                incident = uow.incidents.get(c.incident_id, fresh=attempt == 2)
+                if c.expected_version is not None and incident.version != c.expected_version and attempt == 1:
+                    continue  # the cached state may be behind: re-read before refusing
                 if c.expected_version is not None and incident.version != c.expected_version:
                     raise Conflict(
                         f"incident {c.incident_id} changed (version {incident.version}, you had {c.expected_version}):"
@@ -163,12 +253,12 @@ class Handlers:
                 try:
                     uow.incidents.append(incident, events)
                 except StaleIncident:
-                    if attempt == 2 or c.expected_version is not None:
+                    if attempt == 2:
                         raise Conflict(f"incident {c.incident_id} was changed by someone else: try again") from None
                     continue
                 self._audit(uow, c, action, incident, events)
                 uow.commit()
-                return Outcome(incident.id, incident.version, events)
+                return Outcome(incident.id, incident.version, events, incident=incident)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def attach_evidence(self, c: AttachEvidence) -> Outcome:
@@ -178,8 +268,14 @@ class Handlers:
 
         def decide(incident: Incident, now: datetime) -> list[Event]:
             return decisions.attach_evidence(
-                incident, c.step_id, sha256=digest, filename=c.filename, size=len(c.content),
-                media_type=c.media_type, actor=c.actor.id, now=now,
+                incident,
+                c.step_id,
+                sha256=digest,
+                filename=c.filename,
+                size=len(c.content),
+                media_type=c.media_type,
+                actor=c.actor.id,
+                now=now,
             )
 
         authorize(c.actor, "step.evidence")
@@ -191,6 +287,31 @@ class Handlers:
             uow.incidents.append(incident, events)
             self._audit(uow, c, "step.evidence", incident, events)
             uow.commit()
+        return Outcome(incident.id, incident.version, events)
+
+    def record_action_result(self, c: RecordActionResult) -> Outcome:
+        authorize(c.actor, "step.action_result")
+        digest = hashlib.sha256(c.answer).hexdigest()
+        with self.uow() as uow:
+            incident = uow.incidents.get(c.incident_id)
+            now = incident.now(self.clock.now())
+            events = decisions.record_action_result(
+                incident,
+                c.step_id,
+                ok=c.ok,
+                status=c.status,
+                attempts=c.attempts,
+                error=c.error,
+                answer_sha256=digest,
+                answer_size=len(c.answer),
+                actor=c.actor.id,
+                now=now,
+            )
+            if events:
+                uow.evidence.put(c.answer, "application/json")
+                uow.incidents.append(incident, events)
+                self._audit(uow, c, "step.action_result", incident, events)
+                uow.commit()
         return Outcome(incident.id, incident.version, events)
 
     # -- helpers ------------------------------------------------------------------------------------
@@ -224,4 +345,3 @@ def _clock_name(text: str) -> ClockName:
         close = difflib.get_close_matches(text, names, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise InvalidInput(f"unknown clock '{text}'{hint} (clocks: {', '.join(names)})", field="clock") from None
-

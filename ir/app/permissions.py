@@ -28,6 +28,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "step.check": frozenset({"commander", "responder", "communications"}),
     "step.confirm_action": frozenset({"commander"}),
     "step.evidence": frozenset({"commander", "responder", "communications"}),
+    "step.action_result": frozenset(),  # machines only (system:action acts as admin)
     "incident.read": frozenset({"commander", "responder", "communications", "observer", "auditor"}),
 }
 

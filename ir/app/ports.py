@@ -31,8 +31,8 @@ class IncidentRepository(Protocol):
         """Store a new incident (its id is allocated here) and fold its first events into it."""
         ...
 
-    def get(self, incident_id: int) -> Incident:
-        """The incident folded up to its latest event (NotFound)."""
+    def get(self, incident_id: int, *, fresh: bool = False) -> Incident:
+        """The incident folded up to its latest event (NotFound); `fresh` bypasses any cache."""
         ...
 
     def append(self, incident: Incident, events: Sequence[Event]) -> None:
@@ -58,9 +58,14 @@ class AuditTrail(Protocol):
 
 
 class UnitOfWork(Protocol):
-    incidents: IncidentRepository
-    evidence: EvidenceStore
-    audit: AuditTrail
+    @property
+    def incidents(self) -> IncidentRepository: ...
+
+    @property
+    def evidence(self) -> EvidenceStore: ...
+
+    @property
+    def audit(self) -> AuditTrail: ...
 
     def __enter__(self) -> UnitOfWork: ...
 

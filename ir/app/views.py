@@ -53,10 +53,12 @@ def board(inc: Incident, now: datetime, *, lang: Lang, calendar_for: CalendarFor
                 "waiting_on": inc.waiting_on(step.id) if status.value == "pending" else [],
                 "approvals_waiting": remaining_approvals(inc, step) if step.approvals else [],
                 "checklist": [
-                    {"text": t.get(lang), "checked": bool(prog and i in prog.checked)} for i, t in enumerate(step.checklist)
+                    {"text": t.get(lang), "checked": bool(prog and i in prog.checked)}
+                    for i, t in enumerate(step.checklist)
                 ],
                 "evidence": [
-                    {"sha256": e.sha256, "filename": e.filename, "size": e.size} for e in (prog.evidence if prog else [])
+                    {"sha256": e.sha256, "filename": e.filename, "size": e.size}
+                    for e in (prog.evidence if prog else [])
                 ],
                 "evidence_required": step.evidence_required,
                 "reason": prog.reason if prog else None,
@@ -82,7 +84,12 @@ def board(inc: Incident, now: datetime, *, lang: Lang, calendar_for: CalendarFor
     return {
         "id": inc.id,
         "title": inc.title,
-        "playbook": {"id": pb.id, "version": pb.version, "hash": pb.content_hash, "title": pb.title.get(lang)},
+        "playbook": {
+            "id": pb.id,
+            "version": pb.version,
+            "hash": pb.content_hash,
+            "title": pb.title.get(lang),
+        },
         "mode": inc.mode.value,
         "version": inc.version,
         "now": now.isoformat(),

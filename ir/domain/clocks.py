@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from ir.domain.text import Text
 
 
-class ClockName(str, Enum):
+class ClockName(StrEnum):
     DETECTION = "detection"
     AWARENESS = "awareness"
     DECLARATION = "declaration"

@@ -133,3 +133,14 @@ class Restore(IncidentCommand):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CloseIncident(IncidentCommand):
     reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordActionResult(StepCommand):
+    """A machine act: the answer of a step's automated HTTP action."""
+
+    ok: bool
+    status: int | None
+    attempts: int
+    error: str | None
+    answer: bytes = field(repr=False)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 
 from ir.domain.clocks import ClockName
 from ir.domain.durations import WorkingCalendar, shift
-from ir.domain.events import Event, NotificationSent, StepCompleted, StepFailed, StepRetried, StepSkipped, StepStarted
+from ir.domain.events import Event, NoteAdded, NotificationSent, StepCompleted, StepSkipped
 from ir.domain.incident import Incident, StepStatus
 from ir.domain.playbook import Calendar, Due
 from ir.domain.text import Text
@@ -23,7 +23,7 @@ CalendarFor = Callable[[Calendar], WorkingCalendar]
 DUE_SOON = timedelta(minutes=15)
 
 
-class DeadlineState(str, Enum):
+class DeadlineState(StrEnum):
     WAITING = "waiting"  # its anchor has not happened yet
     UPCOMING = "upcoming"
     DUE_SOON = "due_soon"
@@ -156,14 +156,20 @@ def recovery_deadlines(inc: Incident) -> list[Deadline]:
     out = []
     for ref, duration, title in (
         ("rto", spec.rto, Text("恢复时间目标 (RTO)", "recovery time objective (RTO)")),
-        ("mtpd", spec.mtpd, Text("最大可容忍中断时间 (MTPD)", "maximum tolerable period of disruption (MTPD)")),
+        (
+            "mtpd",
+            spec.mtpd,
+            Text("最大可容忍中断时间 (MTPD)", "maximum tolerable period of disruption (MTPD)"),
+        ),
     ):
         due = onset + timedelta(seconds=duration.seconds) if onset is not None else None
         out.append(Deadline(ref, ref, title, due, restored, None, f"detection + {duration}"))
     return out
 
 
-def deadlines(inc: Incident, *, calendar_for: CalendarFor | None = None, refs: Iterable[str] | None = None) -> list[Deadline]:
+def deadlines(
+    inc: Incident, *, calendar_for: CalendarFor | None = None, refs: Iterable[str] | None = None
+) -> list[Deadline]:
     """Every deadline of the incident (or only those named by `refs`), in due order."""
     wanted = set(refs) if refs is not None else None
     out: list[Deadline] = []
@@ -189,8 +195,7 @@ def due_list(
 ) -> list[DueItem]:
     """For one instant: each deadline's state, how late it is, and how long is left."""
     return [
-        DueItem(d, d.state(now, soon), d.late_by(now), d.left(now))
-        for d in deadlines(inc, calendar_for=calendar_for)
+        DueItem(d, d.state(now, soon), d.late_by(now), d.left(now)) for d in deadlines(inc, calendar_for=calendar_for)
     ]
 
 
@@ -225,7 +230,17 @@ def recovery_clocks(inc: Incident, now: datetime) -> list[RecoveryClock]:
     last_good = inc.clock(ClockName.LAST_GOOD_DATA)
     target = timedelta(seconds=spec.rpo.seconds)
     loss = onset - last_good if onset and last_good else None
-    out.append(RecoveryClock("rpo", target, None, loss, None if loss is None else loss <= target, None, bool(loss and loss > target)))
+    out.append(
+        RecoveryClock(
+            "rpo",
+            target,
+            None,
+            loss,
+            None if loss is None else loss <= target,
+            None,
+            bool(loss and loss > target),
+        )
+    )
     return out
 
 
@@ -237,9 +252,11 @@ def touched_refs(incident: Incident, events: Sequence[Event]) -> set[str] | None
         step = getattr(e, "step", None)
         if isinstance(e, NotificationSent):
             refs.add(f"notification:{e.notification}")
+        elif isinstance(e, NoteAdded) and e.step is None:
+            continue  # an incident-level note changes no work item
         elif isinstance(step, str):
             refs.add(f"step:{step}")
-            if isinstance(e, StepCompleted | StepSkipped | StepRetried | StepStarted | StepFailed):
+            if isinstance(e, StepCompleted | StepSkipped):  # only these resolve a dependency
                 refs.update(f"step:{d}" for d in incident.playbook.dependants.get(step, ()))
                 refs.update(f"step:{d}" for d in anchored.get(step, ()))
                 if incident.playbook.steps[step].restores is not None:

@@ -14,6 +14,7 @@ from ir.domain.clocks import ClockName
 from ir.domain.errors import InvalidInput, InvalidTransition, NotFound
 from ir.domain.events import (
     ActionConfirmed,
+    ActionSucceeded,
     ChecklistItemChecked,
     ClockRecorded,
     Event,
@@ -138,7 +139,9 @@ def open_incident(
 # -- facts, clocks, levels --------------------------------------------------------------------------
 
 
-def set_facts(inc: Incident, facts: dict[str, FactValue], *, actor: str, now: datetime, reason: str | None) -> list[Event]:
+def set_facts(
+    inc: Incident, facts: dict[str, FactValue], *, actor: str, now: datetime, reason: str | None
+) -> list[Event]:
     _open(inc)
     if not facts:
         raise InvalidInput("no facts given (write name=value)")
@@ -159,9 +162,9 @@ def record_clock(
     if clock is not ClockName.EXPECTED_IMPACT and instant > now + FUTURE_TOLERANCE:
         raise InvalidInput(f"{clock.value} cannot be in the future", field="instant")
     detection = inc.clock(ClockName.DETECTION)
-    if clock in (ClockName.RESTORATION_DEGRADED, ClockName.RESTORATION_FULL, ClockName.MITIGATION) and detection:
-        if instant < detection:
-            raise InvalidInput(f"{clock.value} cannot precede detection ({detection.isoformat()})", field="instant")
+    recovery = (ClockName.RESTORATION_DEGRADED, ClockName.RESTORATION_FULL, ClockName.MITIGATION)
+    if clock in recovery and detection and instant < detection:
+        raise InvalidInput(f"{clock.value} cannot precede detection ({detection.isoformat()})", field="instant")
     previous = inc.clocks.get(clock)
     why = _text(reason, "reason")
     if previous is not None:
@@ -173,7 +176,14 @@ def record_clock(
                 field="reason",
             )
     return [
-        ClockRecorded(at=now, actor=actor, clock=clock.value, instant=instant, reason=why, correction=previous is not None)
+        ClockRecorded(
+            at=now,
+            actor=actor,
+            clock=clock.value,
+            instant=instant,
+            reason=why,
+            correction=previous is not None,
+        )
     ]
 
 
@@ -210,19 +220,23 @@ def classify(inc: Incident) -> Classification:
     return Classification(suggested, tuple(verdicts), missing)
 
 
-def declare_level(
-    inc: Incident, level: ResponseLevel, *, actor: str, now: datetime, reason: str | None
-) -> list[Event]:
+def declare_level(inc: Incident, level: ResponseLevel, *, actor: str, now: datetime, reason: str | None) -> list[Event]:
     _open(inc)
     why = _text(reason, "reason")
     if inc.level is level:
         raise InvalidTransition(f"incident {inc.id} is already at level {level.value}")
     if inc.level is not None and why is None:
         direction = "escalation" if level.more_severe_than(inc.level) else "de-escalation"
-        raise InvalidInput(f"a level change ({direction} {inc.level.value} -> {level.value}) needs --reason", field="reason")
+        raise InvalidInput(
+            f"a level change ({direction} {inc.level.value} -> {level.value}) needs --reason", field="reason"
+        )
     return [
         LevelDeclared(
-            at=now, actor=actor, level=level.value, previous=inc.level.value if inc.level else None, reason=why
+            at=now,
+            actor=actor,
+            level=level.value,
+            previous=inc.level.value if inc.level else None,
+            reason=why,
         )
     ]
 
@@ -317,12 +331,16 @@ def approve_step(
         raise InvalidTransition(f"step '{step_id}' has all its approvals")
     prog = inc.steps.get(step_id)
     if prog and any(a.actor == actor for a in prog.approvals):
-        raise InvalidTransition(f"{actor} has already approved step '{step_id}': another person must give the next approval")
+        raise InvalidTransition(
+            f"{actor} has already approved step '{step_id}': another person must give the next approval"
+        )
     chosen = role or (waiting[0] if len(set(waiting)) == 1 else None)
     if chosen is None:
         raise InvalidInput(f"say which role you approve as (--as): {', '.join(sorted(set(waiting)))}", field="role")
     if chosen not in waiting:
-        raise InvalidTransition(f"step '{step_id}' needs no approval from '{chosen}' (waiting for: {', '.join(waiting)})")
+        raise InvalidTransition(
+            f"step '{step_id}' needs no approval from '{chosen}' (waiting for: {', '.join(waiting)})"
+        )
     return [StepApproved(at=now, actor=actor, step=step_id, role=chosen, note=_text(note, "note"))]
 
 
@@ -330,11 +348,15 @@ def check_item(inc: Incident, step_id: str, item: int, *, checked: bool, actor: 
     _open(inc)
     step = _step(inc, step_id)
     if not 1 <= item <= len(step.checklist):
-        raise InvalidInput(f"step '{step_id}' has {len(step.checklist)} checklist item(s); no item {item}", field="item")
+        raise InvalidInput(
+            f"step '{step_id}' has {len(step.checklist)} checklist item(s); no item {item}", field="item"
+        )
     prog = inc.steps.get(step_id)
     is_checked = prog is not None and (item - 1) in prog.checked
     if is_checked == checked:
-        raise InvalidTransition(f"checklist item {item} of step '{step_id}' is already {'checked' if checked else 'unchecked'}")
+        raise InvalidTransition(
+            f"checklist item {item} of step '{step_id}' is already {'checked' if checked else 'unchecked'}"
+        )
     return [ChecklistItemChecked(at=now, actor=actor, step=step_id, item=item - 1, checked=checked)]
 
 
@@ -366,8 +388,14 @@ def attach_evidence(
         raise InvalidTransition(f"this file is already evidence of step '{step_id}'")
     return [
         EvidenceAttached(
-            at=now, actor=actor, step=step_id, sha256=sha256, filename=filename[-255:] or "evidence",
-            size=size, media_type=media_type, source=source,
+            at=now,
+            actor=actor,
+            step=step_id,
+            sha256=sha256,
+            filename=filename[-255:] or "evidence",
+            size=size,
+            media_type=media_type,
+            source=source,
         )
     ]
 
@@ -386,6 +414,46 @@ def confirm_action(inc: Incident, step_id: str, *, actor: str, now: datetime) ->
     return [ActionConfirmed(at=now, actor=actor, step=step_id)]
 
 
+def record_action_result(
+    inc: Incident,
+    step_id: str,
+    *,
+    ok: bool,
+    status: int | None,
+    attempts: int,
+    error: str | None,
+    answer_sha256: str,
+    answer_size: int,
+    actor: str,
+    now: datetime,
+) -> list[Event]:
+    """The answer of a step's automated action, kept as its evidence; a failure fails the step."""
+    _step(inc, step_id)
+    if inc.closed or inc.step_status(step_id) is not StepStatus.IN_PROGRESS:
+        return []  # someone moved on meanwhile (skipped, closed): nothing to record against the step
+    events: list[Event] = [
+        EvidenceAttached(
+            at=now,
+            actor=actor,
+            step=step_id,
+            sha256=answer_sha256,
+            filename=f"action-{step_id}-{attempts}.json",
+            size=answer_size,
+            media_type="application/json",
+            source="action",
+        )
+    ]
+    prog = inc.steps.get(step_id)
+    if prog and any(e.sha256 == answer_sha256 for e in prog.evidence):
+        events = []
+    if ok and status is not None:
+        events.append(ActionSucceeded(at=now, actor=actor, step=step_id, status=status, attempt=attempts))
+    else:
+        why = error or f"HTTP {status}"
+        events.append(StepFailed(at=now, actor=actor, step=step_id, reason=f"automated action failed: {why}"))
+    return events
+
+
 def mark_notification_sent(
     inc: Incident, notification_id: str, *, actor: str, now: datetime, reference: str | None
 ) -> list[Event]:
@@ -397,7 +465,9 @@ def mark_notification_sent(
         raise NotFound(f"no notification '{notification_id}' in playbook {inc.playbook.id}{hint}")
     if not inc.notification_active(note):
         raise InvalidTransition(f"notification '{notification_id}' does not apply to incident {inc.id} now")
-    return [NotificationSent(at=now, actor=actor, notification=notification_id, reference=_text(reference, "reference"))]
+    return [
+        NotificationSent(at=now, actor=actor, notification=notification_id, reference=_text(reference, "reference"))
+    ]
 
 
 # -- recovery and closure ---------------------------------------------------------------------------
@@ -416,7 +486,9 @@ def close_incident(inc: Incident, *, actor: str, now: datetime, reason: str | No
     open_steps = [sid for sid, st in inc.statuses().items() if st.open]
     if open_steps and why is None:
         shown = _quote(open_steps[:5]) + (f" and {len(open_steps) - 5} more" if len(open_steps) > 5 else "")
-        raise InvalidTransition(f"incident {inc.id} has open steps ({shown}): finish or skip them, or close with --reason")
+        raise InvalidTransition(
+            f"incident {inc.id} has open steps ({shown}): finish or skip them, or close with --reason"
+        )
     if inc.level is not None and inc.restored_at is None and why is None:
         raise InvalidTransition(f"service restoration is not recorded (ir restore {inc.id}): or close with --reason")
     return [IncidentClosed(at=now, actor=actor, reason=why)]

@@ -92,9 +92,7 @@ class Duration:
 
     def as_timedelta(self) -> timedelta:
         if self.working_days is not None:
-            raise ValueError(
-                f"{self} counts working days, which have no fixed length; shift it on a calendar"
-            )
+            raise ValueError(f"{self} counts working days, which have no fixed length; shift it on a calendar")
         return timedelta(seconds=self.seconds)
 
     def __str__(self) -> str:
@@ -154,9 +152,7 @@ def parse_duration(text: str) -> Duration:
             raise DurationError("working days (wd) cannot be combined with other units", unit_at)
         if unit == "wd":
             if len(digits) > _MAX_DIGITS or int(digits) > MAX_WORKING_DAYS:
-                raise DurationError(
-                    f"too long: a duration is at most {MAX_WORKING_DAYS} working days", number_at
-                )
+                raise DurationError(f"too long: a duration is at most {MAX_WORKING_DAYS} working days", number_at)
             working = int(digits)
         else:
             if previous is not None:
@@ -180,9 +176,7 @@ def _no_number(text: str, at: int, *, first: bool) -> DurationError:
     char = text[at]
     if char in "+-":
         if first:
-            return DurationError(
-                "a duration has no sign; write it in the due expression (e.g. detection - 2h)", at
-            )
+            return DurationError("a duration has no sign; write it in the due expression (e.g. detection - 2h)", at)
         return DurationError(f"unexpected '{char}' in a duration; write e.g. 1h30m", at)
     if char.isspace():
         return DurationError("unexpected space in a duration; write the parts together, e.g. 1h30m", at)
@@ -244,8 +238,7 @@ def _next_working_day(calendar: WorkingCalendar, day: date, step: int) -> date:
             return candidate
     direction = "after" if step > 0 else "before"
     raise CalendarError(
-        f"the working-day calendar has no working day in the {MAX_DAYS_WITHOUT_WORK} days {direction} "
-        f"{day.isoformat()}"
+        f"the working-day calendar has no working day in the {MAX_DAYS_WITHOUT_WORK} days {direction} {day.isoformat()}"
     )
 
 

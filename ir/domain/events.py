@@ -194,7 +194,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     """The stored payload of an event (without its kind, which is stored beside it)."""
     out: dict[str, Any] = {}
     dt_fields = _datetime_fields(type(event))
-    for name in event.__slots__:  # type: ignore[attr-defined]
+    for name in event.__slots__:
         value = getattr(event, name)
         if name in dt_fields and value is not None:
             value = value.isoformat()

@@ -858,9 +858,7 @@ def _compile_not(node: _Not) -> _Run:
         if isinstance(value, _Missing):
             return value
         kind = _kind_of_value(value, col)
-        raise ExpressionError(
-            f"'not' needs a boolean, not {kind.value}" + _hint(((node.operand, kind),)), col
-        )
+        raise ExpressionError(f"'not' needs a boolean, not {kind.value}" + _hint(((node.operand, kind),)), col)
 
     return run
 
@@ -900,9 +898,7 @@ def _compile_logic(node: _Logic) -> _Run:
                 missing = value if missing is None else _join(missing, value)
                 continue
             kind = _kind_of_value(value, operand.col)
-            raise ExpressionError(
-                f"'{op}' needs booleans, not {kind.value}" + _hint(((operand, kind),)), operand.col
-            )
+            raise ExpressionError(f"'{op}' needs booleans, not {kind.value}" + _hint(((operand, kind),)), operand.col)
         return (not decisive) if missing is None else missing
 
     return run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
 
 from ir.domain.durations import DurationError, parse_duration
@@ -40,7 +41,7 @@ def parse_fact(fact: Fact, text: str) -> FactValue:
             value = float(raw.replace(",", "").replace("_", ""))
         except ValueError:
             raise InvalidInput(f"fact '{fact.name}' is a number; got '{text}'", field=fact.name) from None
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise InvalidInput(f"fact '{fact.name}' must be a finite number", field=fact.name)
         return int(value) if value.is_integer() and "." not in raw else value
     if kind is FactKind.BOOLEAN:
@@ -62,7 +63,9 @@ def parse_fact(fact: Fact, text: str) -> FactValue:
         try:
             duration = parse_duration(raw)
         except DurationError as exc:
-            raise InvalidInput(f"fact '{fact.name}' is a duration (e.g. 90m, 2h): {exc.message}", field=fact.name) from None
+            raise InvalidInput(
+                f"fact '{fact.name}' is a duration (e.g. 90m, 2h): {exc.message}", field=fact.name
+            ) from None
         if duration.is_working:
             raise InvalidInput(f"fact '{fact.name}' is elapsed time, not working days", field=fact.name)
         return str(duration)

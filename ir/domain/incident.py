@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from ir.domain.clocks import ClockName
@@ -38,13 +38,13 @@ from ir.domain.levels import ResponseLevel
 from ir.domain.playbook import FactKind, Notification, Playbook, Restoration, Step
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     REAL = "real"
     DRILL = "drill"
     TEST = "test"
 
 
-class StepStatus(str, Enum):
+class StepStatus(StrEnum):
     PENDING = "pending"
     READY = "ready"
     IN_PROGRESS = "in_progress"
@@ -343,9 +343,7 @@ def _note(inc: Incident, e: NoteAdded) -> None:
 
 
 def _evidence(inc: Incident, e: EvidenceAttached) -> None:
-    inc.progress(e.step).evidence.append(
-        Evidence(e.sha256, e.filename, e.size, e.media_type, e.at, e.actor, e.source)
-    )
+    inc.progress(e.step).evidence.append(Evidence(e.sha256, e.filename, e.size, e.media_type, e.at, e.actor, e.source))
 
 
 def _confirmed(inc: Incident, e: ActionConfirmed) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from ir.domain.text import Text
 
 
-class ResponseLevel(str, Enum):
-    I = "I"
+class ResponseLevel(StrEnum):
+    I = "I"  # noqa: E741 - the level is called I
     II = "II"
     III = "III"
     IV = "IV"
@@ -35,7 +35,7 @@ _LEVEL_LABELS = {
 }
 
 
-class WarningLevel(str, Enum):
+class WarningLevel(StrEnum):
     RED = "red"
     ORANGE = "orange"
     YELLOW = "yellow"

@@ -11,7 +11,7 @@ import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from enum import Enum
+from enum import StrEnum
 from functools import cached_property
 
 from ir.domain.clocks import ClockName
@@ -21,18 +21,18 @@ from ir.domain.levels import ResponseLevel, WarningLevel
 from ir.domain.text import Text
 
 
-class Category(str, Enum):
+class Category(StrEnum):
     DISASTER = "disaster"
     OUTAGE = "outage"
     ATTACK = "attack"
 
 
-class ApprovalStatus(str, Enum):
+class ApprovalStatus(StrEnum):
     DRAFT = "draft"
     APPROVED = "approved"
 
 
-class FactKind(str, Enum):
+class FactKind(StrEnum):
     INTEGER = "integer"
     NUMBER = "number"
     BOOLEAN = "boolean"
@@ -41,25 +41,25 @@ class FactKind(str, Enum):
     DURATION = "duration"
 
 
-class StepKind(str, Enum):
+class StepKind(StrEnum):
     TASK = "task"
     RESTORE = "restore"
     ROLLBACK = "rollback"
 
 
-class Restoration(str, Enum):
+class Restoration(StrEnum):
     DEGRADED = "degraded"
     FULL = "full"
 
 
-class Audience(str, Enum):
+class Audience(StrEnum):
     INTERNAL = "internal"
     USERS = "users"
     REGULATOR = "regulator"
     PARTNERS = "partners"
 
 
-class Channel(str, Enum):
+class Channel(StrEnum):
     EMAIL = "email"
     SMS = "sms"
     PHONE = "phone"
@@ -73,9 +73,7 @@ class Channel(str, Enum):
     STATUS_PAGE = "status_page"
 
 
-REGIME_IDS: frozenset[str] = frozenset(
-    {"cn-cac-2025", "cn-miit-2017", "us-fcc-part4", "eu-gdpr", "eu-nis2", "eu-dora"}
-)
+REGIME_IDS: frozenset[str] = frozenset({"cn-cac-2025", "cn-miit-2017", "us-fcc-part4", "eu-gdpr", "eu-nis2", "eu-dora"})
 
 
 @dataclass(frozen=True, slots=True)

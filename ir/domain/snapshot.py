@@ -32,6 +32,12 @@ def _pdt(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
+def _rdt(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("a snapshot lacks a required instant")
+    return datetime.fromisoformat(value)
+
+
 def _fact_out(value: Any) -> Any:
     if isinstance(value, _td):
         return {"$duration": str(Duration.of(value))}
@@ -76,7 +82,9 @@ def to_snapshot(inc: Incident) -> dict[str, Any]:
                 "attempts": p.attempts,
                 "approvals": [[a.role, a.actor, _dt(a.at), a.note] for a in p.approvals],
                 "checked": sorted(p.checked),
-                "evidence": [[e.sha256, e.filename, e.size, e.media_type, _dt(e.at), e.actor, e.source] for e in p.evidence],
+                "evidence": [
+                    [e.sha256, e.filename, e.size, e.media_type, _dt(e.at), e.actor, e.source] for e in p.evidence
+                ],
                 "action_confirmed": p.action_confirmed,
                 "action_status": p.action_status,
             }
@@ -102,10 +110,12 @@ def from_snapshot(incident_id: int, playbook: Playbook, data: dict[str, Any]) ->
     inc.real_start = _pdt(data["real_start"])
     inc.speed = data["speed"]
     inc.level = ResponseLevel(data["level"]) if data["level"] else None
-    inc.level_history = [(_pdt(at), ResponseLevel(lv), reason, actor) for at, lv, reason, actor in data["level_history"]]  # type: ignore[misc]
+    inc.level_history = [
+        (_rdt(at), ResponseLevel(lv), reason, actor) for at, lv, reason, actor in data["level_history"]
+    ]
     inc.facts = {k: _fact_in(v) for k, v in data["facts"].items()}
     inc.clocks = {
-        ClockName(name): ClockReading(_pdt(i), _pdt(r), actor, reason, corrections)  # type: ignore[arg-type]
+        ClockName(name): ClockReading(_rdt(i), _rdt(r), actor, reason, corrections)
         for name, (i, r, actor, reason, corrections) in data["clocks"].items()
     }
     for sid, p in data["steps"].items():
@@ -117,17 +127,17 @@ def from_snapshot(incident_id: int, playbook: Playbook, data: dict[str, Any]) ->
             reason=p["reason"],
             note=p["note"],
             attempts=p["attempts"],
-            approvals=[Approval(role, actor, _pdt(at), note) for role, actor, at, note in p["approvals"]],  # type: ignore[arg-type]
+            approvals=[Approval(role, actor, _rdt(at), note) for role, actor, at, note in p["approvals"]],
             checked=set(p["checked"]),
             evidence=[
-                Evidence(sha, name, size, media, _pdt(at), actor, source)  # type: ignore[arg-type]
+                Evidence(sha, name, size, media, _rdt(at), actor, source)
                 for sha, name, size, media, at, actor, source in p["evidence"]
             ],
             action_confirmed=p["action_confirmed"],
             action_status=p["action_status"],
         )
-    inc.notes = [Note(text, _pdt(at), actor, step) for text, at, actor, step in data["notes"]]  # type: ignore[arg-type]
-    inc.notifications_sent = {k: [_pdt(t) for t in v] for k, v in data["notifications_sent"].items()}  # type: ignore[misc]
+    inc.notes = [Note(text, _rdt(at), actor, step) for text, at, actor, step in data["notes"]]
+    inc.notifications_sent = {k: [_rdt(t) for t in v] for k, v in data["notifications_sent"].items()}
     inc.closed = data["closed"]
     inc.updated_at = _pdt(data["updated_at"])
     return inc

@@ -26,13 +26,20 @@ def test_the_whole_library_validates() -> None:
 
 def test_validate_reports_every_problem_and_exits_1(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(MINIMAL_PLAYBOOK.replace("category: outage", "category: outgae").replace("role: noc\n    due", "role: nco\n    due"))
+    bad.write_text(
+        MINIMAL_PLAYBOOK.replace("category: outage", "category: outgae").replace(
+            "role: noc\n    due", "role: nco\n    due"
+        )
+    )
     good = tmp_path / "good.yaml"
     good.write_text(MINIMAL_PLAYBOOK)
     run = ir("validate", str(tmp_path))
     assert run.code == 1
     lines = run.out.strip().splitlines()
-    assert lines[0] == f"{bad}:4:11: error: invalid category 'outgae': expected 'disaster', 'outage' or 'attack'; did you mean 'outage'?"
+    assert (
+        lines[0]
+        == f"{bad}:4:11: error: invalid category 'outgae': expected 'disaster', 'outage' or 'attack'; did you mean 'outage'?"
+    )
     assert lines[1] == f"{bad}:55:11: error: unknown role 'nco'; did you mean 'noc'?"
     assert "1 of 2 playbook(s) valid, 2 error(s)" in run.err
 
@@ -97,7 +104,9 @@ def test_schema_is_current() -> None:
     run = ir("schema")
     assert run.code == 0
     committed = (LIBRARY / "playbook.schema.json").read_text(encoding="utf-8")
-    assert run.out == committed, "playbooks/playbook.schema.json is stale: run `ir schema > playbooks/playbook.schema.json`"
+    assert run.out == committed, (
+        "playbooks/playbook.schema.json is stale: run `ir schema > playbooks/playbook.schema.json`"
+    )
     schema = json.loads(run.out)
     assert "steps" in schema["properties"]
     assert schema["additionalProperties"] is False

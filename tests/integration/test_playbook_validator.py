@@ -42,8 +42,7 @@ def test_minimal_playbook_is_valid() -> None:
 def test_yaml_syntax_error_points_at_the_problem() -> None:
     text = edit("owner: NOC", "owner: [NOC")
     assert errors(text) == [
-        "pb.yaml:7:9: error: YAML syntax error: did not find expected ',' or ']' "
-        "(while parsing a flow sequence at 6:8)"
+        "pb.yaml:7:9: error: YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence at 6:8)"
     ]
 
 
@@ -112,7 +111,9 @@ def test_unknown_step_in_depends_on() -> None:
 
 
 def test_dependency_cycle_is_named() -> None:
-    text = edit("    role: noc\n    due: detection + 15m\n", "    role: noc\n    due: detection + 15m\n    depends_on: [fix]\n")
+    text = edit(
+        "    role: noc\n    due: detection + 15m\n", "    role: noc\n    due: detection + 15m\n    depends_on: [fix]\n"
+    )
     assert errors(text) == [f"pb.yaml:{line_of(text, '[fix]')}:18: error: dependency cycle: confirm -> fix -> confirm"]
 
 
@@ -247,7 +248,10 @@ def test_alias_bomb_is_refused() -> None:
 def test_recursive_alias_is_refused() -> None:
     result = compile_source(b"a: &x [1, *x]\n", "rec.yaml")
     assert result.playbook is None
-    assert result.problems[0].message in ("refused: a recursive alias",) or "YAML syntax error" in result.problems[0].message
+    assert (
+        result.problems[0].message in ("refused: a recursive alias",)
+        or "YAML syntax error" in result.problems[0].message
+    )
 
 
 @pytest.mark.parametrize("depth", [100, 10_000])

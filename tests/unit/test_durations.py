@@ -217,9 +217,7 @@ def test_a_day_is_24_hours_across_the_us_autumn_change() -> None:
     assert after.astimezone(NEW_YORK).replace(tzinfo=None) == datetime(2026, 11, 1, 11)
     # and an hour-based deadline over the repeated hour is still the elapsed time
     night = datetime(2026, 11, 1, 0, 30, tzinfo=NEW_YORK)
-    assert shift(night, parse_duration("2h")).astimezone(NEW_YORK).replace(tzinfo=None) == datetime(
-        2026, 11, 1, 1, 30
-    )
+    assert shift(night, parse_duration("2h")).astimezone(NEW_YORK).replace(tzinfo=None) == datetime(2026, 11, 1, 1, 30)
 
 
 @given(
@@ -287,12 +285,8 @@ def test_the_fakes_are_working_calendars() -> None:
 def test_working_days_skip_the_weekend() -> None:
     friday = datetime(2026, 5, 8, 15, tzinfo=PLUS8)
     calendar = FakeCalendar()
-    assert local(shift(friday, parse_duration("1wd"), calendar=calendar)) == datetime(
-        2026, 5, 12, tzinfo=PLUS8
-    )
-    assert local(shift(friday, parse_duration("3wd"), calendar=calendar)) == datetime(
-        2026, 5, 14, tzinfo=PLUS8
-    )
+    assert local(shift(friday, parse_duration("1wd"), calendar=calendar)) == datetime(2026, 5, 12, tzinfo=PLUS8)
+    assert local(shift(friday, parse_duration("3wd"), calendar=calendar)) == datetime(2026, 5, 14, tzinfo=PLUS8)
     monday = datetime(2026, 5, 11, 9, tzinfo=PLUS8)
     before = shift(monday, parse_duration("1wd"), negative=True, calendar=calendar)
     assert local(before) == datetime(2026, 5, 8, tzinfo=PLUS8)  # the start of Friday
@@ -314,9 +308,7 @@ def test_zero_working_days_is_the_end_of_the_working_day() -> None:
     assert local(shift(tuesday, zero, calendar=calendar)) == datetime(2026, 5, 6, tzinfo=PLUS8)
     assert local(shift(saturday, zero, calendar=calendar)) == datetime(2026, 5, 12, tzinfo=PLUS8)
     assert local(shift(tuesday, zero, negative=True, calendar=calendar)) == datetime(2026, 5, 5, tzinfo=PLUS8)
-    assert local(shift(saturday, zero, negative=True, calendar=calendar)) == datetime(
-        2026, 5, 8, tzinfo=PLUS8
-    )
+    assert local(shift(saturday, zero, negative=True, calendar=calendar)) == datetime(2026, 5, 8, tzinfo=PLUS8)
 
 
 def test_holidays_and_make_up_working_days_on_a_fake_calendar() -> None:
@@ -325,12 +317,8 @@ def test_holidays_and_make_up_working_days_on_a_fake_calendar() -> None:
     )
     friday = datetime(2026, 5, 8, 15, tzinfo=PLUS8)
     # Sunday the 10th is worked; Monday and Tuesday are holidays
-    assert local(shift(friday, parse_duration("1wd"), calendar=calendar)) == datetime(
-        2026, 5, 11, tzinfo=PLUS8
-    )
-    assert local(shift(friday, parse_duration("2wd"), calendar=calendar)) == datetime(
-        2026, 5, 14, tzinfo=PLUS8
-    )
+    assert local(shift(friday, parse_duration("1wd"), calendar=calendar)) == datetime(2026, 5, 11, tzinfo=PLUS8)
+    assert local(shift(friday, parse_duration("2wd"), calendar=calendar)) == datetime(2026, 5, 14, tzinfo=PLUS8)
 
 
 def test_working_days_need_a_calendar() -> None:
@@ -352,9 +340,7 @@ def test_a_year_the_calendar_does_not_know_is_an_error() -> None:
 
 def test_the_longest_working_duration_ends() -> None:
     calendar = FakeCalendar(zone=UTC)
-    result = shift(
-        datetime(2026, 1, 1, tzinfo=UTC), Duration(working_days=MAX_WORKING_DAYS), calendar=calendar
-    )
+    result = shift(datetime(2026, 1, 1, tzinfo=UTC), Duration(working_days=MAX_WORKING_DAYS), calendar=calendar)
     assert result.year == 2035  # 2600 weekdays = 520 weeks
 
 

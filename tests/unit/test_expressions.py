@@ -405,9 +405,7 @@ CRITERIA = "affected_users >= 10_000_000 or provinces_affected >= 2"
         ({"affected_users": None, "provinces_affected": 1}, Evaluation(None, frozenset({"affected_users"}))),
     ],
 )
-def test_missing_names_the_absent_facts_that_matter(
-    values: Mapping[str, object], expected: Evaluation
-) -> None:
+def test_missing_names_the_absent_facts_that_matter(values: Mapping[str, object], expected: Evaluation) -> None:
     assert parse_expression(CRITERIA).evaluate(values) == expected
 
 
@@ -420,9 +418,7 @@ def test_missing_propagates_through_arithmetic_and_comparisons() -> None:
     assert parse_expression("a / 0 > 1").evaluate({}) == Evaluation(None, frozenset({"a"}))
     # an operand settled false makes the other operands' absence irrelevant
     assert parse_expression("a > 1 and b > 1 and c > 1").evaluate({"b": 0}) == Evaluation(False, frozenset())
-    assert parse_expression("a > 1 and b > 1 and c > 1").evaluate({"b": 5}) == Evaluation(
-        None, frozenset({"a", "c"})
-    )
+    assert parse_expression("a > 1 and b > 1 and c > 1").evaluate({"b": 5}) == Evaluation(None, frozenset({"a", "c"}))
 
 
 def test_known_values_have_an_empty_missing_set() -> None:
@@ -618,15 +614,11 @@ def test_text_longer_than_the_limit_is_refused() -> None:
     text = "x > " + "1" * MAX_LENGTH
     error = parse_error(text)
     assert error.column == MAX_LENGTH
-    assert (
-        error.message == f"expression is too long: {len(text)} characters, at most {MAX_LENGTH} are allowed"
-    )
+    assert error.message == f"expression is too long: {len(text)} characters, at most {MAX_LENGTH} are allowed"
     parse_expression(" " * (MAX_LENGTH - 5) + "x > 1")  # exactly at the limit
 
 
-@pytest.mark.parametrize(
-    "text", ["(" * 10_000, "not " * 10_000, "-" * 10_000 + "1", "(" * 100_000 + ")" * 100_000]
-)
+@pytest.mark.parametrize("text", ["(" * 10_000, "not " * 10_000, "-" * 10_000 + "1", "(" * 100_000 + ")" * 100_000])
 def test_hostile_text_is_refused(text: str) -> None:
     error = parse_error(text)
     assert error.column == MAX_LENGTH
@@ -981,9 +973,7 @@ STRING_LITERALS = st.builds(string_literal, st.text(max_size=8), st.sampled_from
 SEVERITY_LITERALS = st.builds(string_literal, st.sampled_from(SEVERITIES), st.sampled_from(["'", '"']))
 
 
-def binary(
-    left: st.SearchStrategy[str], ops: str | list[str], right: st.SearchStrategy[str]
-) -> st.SearchStrategy[str]:
+def binary(left: st.SearchStrategy[str], ops: str | list[str], right: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     return st.builds(lambda a, op, b: f"({a} {op} {b})", left, st.sampled_from(ops), right)
 
 
@@ -1043,12 +1033,8 @@ def booleans(depth: int) -> st.SearchStrategy[str]:
             st.one_of(st.just("region"), STRING_LITERALS),
             st.lists(STRING_LITERALS, max_size=3),
         ),
-        st.builds(
-            lambda items: f"(severity not in [{', '.join(items)}])", st.lists(SEVERITY_LITERALS, max_size=3)
-        ),
-        st.builds(
-            lambda items: f"(elapsed in [{', '.join(items)}])", st.lists(DURATION_LITERALS, max_size=3)
-        ),
+        st.builds(lambda items: f"(severity not in [{', '.join(items)}])", st.lists(SEVERITY_LITERALS, max_size=3)),
+        st.builds(lambda items: f"(elapsed in [{', '.join(items)}])", st.lists(DURATION_LITERALS, max_size=3)),
     )
     if depth == 0:
         return leaves
@@ -1089,9 +1075,7 @@ def outcome(expr: Expression, values: Mapping[str, object]) -> tuple[object, ...
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(booleans(3), st.lists(FACT_VALUES, min_size=1, max_size=4))
-def test_well_typed_expressions_round_trip_through_format(
-    text: str, samples: list[dict[str, object]]
-) -> None:
+def test_well_typed_expressions_round_trip_through_format(text: str, samples: list[dict[str, object]]) -> None:
     assume(len(text) <= MAX_LENGTH)
     expr = parse_expression(text)
     check(expr, FACTS)

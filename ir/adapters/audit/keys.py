@@ -85,7 +85,11 @@ class DataKeys:
             key_id = f"dek-{period}-{secrets.token_hex(4)}"
             conn.execute(
                 insert(audit_keys).values(
-                    key_id=key_id, kek_id=self.kek.id, wrapped=aes_key_wrap(self.kek.key, key), created_at=at, retired=False
+                    key_id=key_id,
+                    kek_id=self.kek.id,
+                    wrapped=aes_key_wrap(self.kek.key, key),
+                    created_at=at,
+                    retired=False,
                 )
             )
         with self._lock:
@@ -98,7 +102,9 @@ class DataKeys:
             found = self._keys.get(key_id)
         if found is not None:
             return found
-        row = conn.execute(select(audit_keys.c.wrapped, audit_keys.c.kek_id).where(audit_keys.c.key_id == key_id)).first()
+        row = conn.execute(
+            select(audit_keys.c.wrapped, audit_keys.c.kek_id).where(audit_keys.c.key_id == key_id)
+        ).first()
         if row is None:
             raise KeyError(key_id)
         key = self._unwrap(row[1], row[0])

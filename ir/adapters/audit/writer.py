@@ -15,10 +15,26 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, bindparam, insert
 
 from ir.adapters.audit.keys import DataKeys
+from ir.adapters.db import sqlite_fast
 from ir.adapters.db.tables import audit_records
+
+_INSERT = insert(audit_records)
+_SQLITE_INSERT = sqlite_fast.compiled(
+    insert(audit_records).values(
+        {n: bindparam(n) for n in ("id", "log_id", "created_at", "key_id", "subject_ref", "body")}
+    )
+)
+_CIPHERS: dict[bytes, AESGCM] = {}
+
+
+def _cipher(key: bytes) -> AESGCM:
+    found = _CIPHERS.get(key)
+    if found is None:
+        found = _CIPHERS[key] = AESGCM(key)
+    return found
 
 
 def associated_data(log_id: str, record_id: str, key_id: str, subject_ref: str) -> bytes:
@@ -46,9 +62,19 @@ class SqlAuditTrail:
             default=str,
         ).encode()
         nonce = os.urandom(12)
-        body = nonce + AESGCM(key).encrypt(nonce, plaintext, associated_data(self.log_id, record_id, key_id, subject_ref))
-        self.conn.execute(
-            insert(audit_records).values(
-                id=record_id, log_id=self.log_id, created_at=at, key_id=key_id, subject_ref=subject_ref, body=body
-            )
+        body = nonce + _cipher(key).encrypt(
+            nonce, plaintext, associated_data(self.log_id, record_id, key_id, subject_ref)
         )
+        row = {
+            "id": record_id,
+            "log_id": self.log_id,
+            "created_at": at,
+            "key_id": key_id,
+            "subject_ref": subject_ref,
+            "body": body,
+        }
+        raw = sqlite_fast.driver(self.conn)
+        if raw is not None:
+            raw.execute(_SQLITE_INSERT, sqlite_fast.bind(row))
+        else:
+            self.conn.execute(_INSERT, row)

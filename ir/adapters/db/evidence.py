@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -63,10 +64,8 @@ def _write_once(path: str, content: bytes) -> None:
             fh.write(content)
             fh.flush()
             os.fsync(fh.fileno())
-        try:
+        with contextlib.suppress(FileExistsError):
             os.link(tmp, path)  # fails if it exists: never overwritten
-        except FileExistsError:
-            pass
         dir_fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)

@@ -10,9 +10,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ir.adapters.db import sqlite_fast
+from ir.adapters.db.tables import (
+    incident_events,
+    incident_snapshots,
+    incidents,
+    playbook_versions,
+    work_items,
+)
 from ir.app.ports import StaleIncident, StoredEvent
 from ir.domain.clocks import ClockName
 from ir.domain.deadlines import CalendarFor, Deadline, deadlines, touched_refs
@@ -21,16 +29,34 @@ from ir.domain.events import Event, event_from_dict, event_to_dict
 from ir.domain.incident import Incident, StepStatus
 from ir.domain.playbook import Playbook
 from ir.domain.snapshot import from_snapshot, to_snapshot
-from ir.adapters.db.tables import (
-    incident_events,
-    incident_snapshots,
-    incidents,
-    playbook_versions,
-    work_items,
-)
 
 SNAPSHOT_EVERY = 250
 CACHE_SIZE = 256
+
+# Statements built once, with bound parameters: building a statement per call costs more than running it.
+_HEAD_COLUMNS = ("title", "level", "status", "detected_at", "restored_at", "closed_at")
+_UPDATE_HEAD = (
+    update(incidents).where(incidents.c.id == bindparam("b_id")).values({n: bindparam(f"b_{n}") for n in _HEAD_COLUMNS})
+)
+# The stream's version is its last sequence number (the primary key (incident_id, seq) guards appends).
+_SELECT_HEAD = select(
+    select(func.coalesce(func.max(incident_events.c.seq), 0))
+    .where(incident_events.c.incident_id == bindparam("b_id"))
+    .scalar_subquery(),
+    incidents.c.playbook_hash,
+).where(incidents.c.id == bindparam("b_id"))
+_INSERT_EVENTS = insert(incident_events)
+_ITEM_COLUMNS = ("kind", "role", "status", "assignee", "due_at", "done_at")
+_UPDATE_ITEM = (
+    update(work_items)
+    .where(and_(work_items.c.incident_id == bindparam("b_incident"), work_items.c.ref == bindparam("b_ref")))
+    .values({name: bindparam(f"b_{name}") for name in _ITEM_COLUMNS})
+)
+_INSERT_ITEMS = insert(work_items)
+_SQLITE_INSERT_EVENT = sqlite_fast.compiled(
+    insert(incident_events).values({c.name: bindparam(c.name) for c in incident_events.columns})
+)
+_SQLITE_UPDATE_ITEM = sqlite_fast.compiled(_UPDATE_ITEM)
 
 PlaybookLoader = Callable[[str, str], Playbook]  # (hash, source) -> compiled playbook
 
@@ -46,6 +72,15 @@ class IncidentCache:
         self._items: OrderedDict[int, Incident] = OrderedDict()
         self._lock = threading.Lock()
         self._size = size
+        self._writers: dict[int, threading.Lock] = {}
+
+    def writer_lock(self, incident_id: int) -> threading.Lock:
+        """One writer per incident per process: a cached incident is folded in place by its writer."""
+        with self._lock:
+            found = self._writers.get(incident_id)
+            if found is None:
+                found = self._writers[incident_id] = threading.Lock()
+            return found
 
     def get(self, incident_id: int) -> Incident | None:
         with self._lock:
@@ -102,6 +137,17 @@ def _status(incident: Incident) -> str:
     return "response"
 
 
+def _head(incident: Incident) -> tuple[object, ...]:
+    return (
+        incident.title,
+        incident.level.value if incident.level else None,
+        _status(incident),
+        incident.onset,
+        incident.restored_at,
+        incident.clock(ClockName.CLOSURE),
+    )
+
+
 class SqlIncidentRepository:
     def __init__(
         self,
@@ -111,8 +157,14 @@ class SqlIncidentRepository:
         playbooks: PlaybookCache,
         calendar_for: CalendarFor | None,
         touched: set[int],
+        trust_cache: bool = False,
+        held: list[threading.Lock] | None = None,
     ) -> None:
         self.conn = conn
+        # In a write transaction the cached state need not be checked against the stored version: the
+        # append is guarded by the events' primary key, and a stale cache is re-read and retried.
+        self.trust_cache = trust_cache
+        self.held = held  # writer locks taken by this unit of work, released when it ends
         self.cache = cache
         self.playbooks = playbooks
         self.calendar_for = calendar_for
@@ -121,13 +173,19 @@ class SqlIncidentRepository:
     # -- writing ------------------------------------------------------------------------------------
 
     def add(self, incident: Incident, events: Sequence[Event]) -> Incident:
+        """Store a new incident; its id is allocated by the database."""
         pb = incident.playbook
         self.playbooks.remember(pb)
-        exists = self.conn.execute(select(playbook_versions.c.hash).where(playbook_versions.c.hash == pb.content_hash)).first()
+        exists = self.conn.execute(
+            select(playbook_versions.c.hash).where(playbook_versions.c.hash == pb.content_hash)
+        ).first()
         if exists is None:
             self.conn.execute(
                 insert(playbook_versions).values(
-                    hash=pb.content_hash, playbook_id=pb.id, version=pb.version, source=pb.source,
+                    hash=pb.content_hash,
+                    playbook_id=pb.id,
+                    version=pb.version,
+                    source=pb.source,
                     stored_at=events[0].at,
                 )
             )
@@ -137,16 +195,24 @@ class SqlIncidentRepository:
         assert probe.opened_at is not None and probe.updated_at is not None
         new_id = self.conn.execute(
             insert(incidents).values(
-                playbook_id=pb.id, playbook_hash=pb.content_hash, title=probe.title, mode=probe.mode.value,
-                level=None, status="triage", version=0, opened_at=probe.opened_at, updated_at=probe.updated_at,
-                simulated_start=probe.simulated_start, real_start=probe.real_start, speed=probe.speed,
+                playbook_id=pb.id,
+                playbook_hash=pb.content_hash,
+                title=probe.title,
+                mode=probe.mode.value,
+                level=None,
+                status="triage",
+                opened_at=probe.opened_at,
+                simulated_start=probe.simulated_start,
+                real_start=probe.real_start,
+                speed=probe.speed,
             )
-        ).inserted_primary_key[0]
-        incident.id = int(new_id)
+        ).inserted_primary_key
+        assert new_id is not None
+        incident.id = int(new_id[0])
         self._write_events(incident.id, 0, events)
         for e in events:
             incident.apply(e)
-        self._update_head(incident, expected=0)
+        self._update_head(incident, None)
         self._refresh_work_items(incident, None)
         self.touched.add(incident.id)
         self.cache.put(incident)
@@ -163,47 +229,41 @@ class SqlIncidentRepository:
             self.cache.evict(incident.id)
             raise StaleIncident() from None
         refs = touched_refs(incident, events)
+        before = _head(incident)
         for e in events:
             incident.apply(e)
-        self._update_head(incident, expected=expected)
+        self._update_head(incident, before)
         self._refresh_work_items(incident, refs)
         if incident.version // SNAPSHOT_EVERY != expected // SNAPSHOT_EVERY:
             self._snapshot(incident)
 
     def _write_events(self, incident_id: int, after: int, events: Sequence[Event]) -> None:
-        self.conn.execute(
-            insert(incident_events),
-            [
-                {
-                    "incident_id": incident_id,
-                    "seq": after + i,
-                    "kind": e.kind,
-                    "payload": _json(event_to_dict(e)),
-                    "actor": e.actor,
-                    "recorded_at": e.at,
-                }
-                for i, e in enumerate(events, 1)
-            ],
-        )
+        rows = [
+            {
+                "incident_id": incident_id,
+                "seq": after + i,
+                "kind": e.kind,
+                "payload": _json(event_to_dict(e)),
+                "actor": e.actor,
+                "recorded_at": e.at,
+            }
+            for i, e in enumerate(events, 1)
+        ]
+        raw = sqlite_fast.driver(self.conn)
+        if raw is not None:
+            raw.executemany(_SQLITE_INSERT_EVENT, [sqlite_fast.bind(r) for r in rows])
+            return
+        self.conn.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
 
-    def _update_head(self, incident: Incident, *, expected: int) -> None:
-        result = self.conn.execute(
-            update(incidents)
-            .where(and_(incidents.c.id == incident.id, incidents.c.version == expected))
-            .values(
-                version=incident.version,
-                updated_at=incident.updated_at,
-                title=incident.title,
-                level=incident.level.value if incident.level else None,
-                status=_status(incident),
-                detected_at=incident.onset,
-                restored_at=incident.restored_at,
-                closed_at=incident.clock(ClockName.CLOSURE),
-            )
+    def _update_head(self, incident: Incident, before: tuple[object, ...] | None) -> None:
+        """Update the incident-list row when what it shows changed (most step acts change nothing)."""
+        head = _head(incident)
+        if head == before:
+            return
+        self.conn.execute(
+            _UPDATE_HEAD,
+            {"b_id": incident.id, **{f"b_{n}": v for n, v in zip(_HEAD_COLUMNS, head, strict=True)}},
         )
-        if result.rowcount != 1:
-            self.cache.evict(incident.id)
-            raise StaleIncident()
 
     def _snapshot(self, incident: Incident) -> None:
         state = _json(to_snapshot(incident))
@@ -213,7 +273,9 @@ class SqlIncidentRepository:
             .values(version=incident.version, state=state)
         )
         if done.rowcount == 0:
-            self.conn.execute(insert(incident_snapshots).values(incident_id=incident.id, version=incident.version, state=state))
+            self.conn.execute(
+                insert(incident_snapshots).values(incident_id=incident.id, version=incident.version, state=state)
+            )
 
     def _refresh_work_items(self, incident: Incident, refs: set[str] | None) -> None:
         items = deadlines(incident, calendar_for=self.calendar_for, refs=refs)
@@ -258,23 +320,54 @@ class SqlIncidentRepository:
         if refs is None:
             self.conn.execute(delete(work_items).where(work_items.c.incident_id == incident.id))
             if rows:
-                self.conn.execute(insert(work_items), rows)
+                self.conn.execute(_INSERT_ITEMS, rows)
             return
-        for row in rows:
-            done = self.conn.execute(
-                update(work_items)
-                .where(and_(work_items.c.incident_id == row["incident_id"], work_items.c.ref == row["ref"]))
-                .values({k: v for k, v in row.items() if k not in ("incident_id", "ref")})
-            )
-            if done.rowcount == 0:
-                self.conn.execute(insert(work_items).values(row))
+        params = [
+            {
+                "b_incident": row["incident_id"],
+                "b_ref": row["ref"],
+                **{f"b_{k}": row[k] for k in _ITEM_COLUMNS},
+            }
+            for row in rows
+        ]
+        if not params:
+            return
+        raw = sqlite_fast.driver(self.conn)
+        if raw is not None:
+            changed = raw.executemany(_SQLITE_UPDATE_ITEM, [sqlite_fast.bind(p) for p in params]).rowcount
+        else:
+            changed = self.conn.execute(_UPDATE_ITEM, params[0] if len(params) == 1 else params).rowcount
+        if changed != len(params):  # rows that did not exist yet (a notification that newly applies)
+            existing = {
+                r[0]
+                for r in self.conn.execute(
+                    select(work_items.c.ref).where(
+                        and_(
+                            work_items.c.incident_id == incident.id,
+                            work_items.c.ref.in_([r["ref"] for r in rows]),
+                        )
+                    )
+                )
+            }
+            missing = [r for r in rows if r["ref"] not in existing]
+            if missing:
+                self.conn.execute(_INSERT_ITEMS, missing)
 
     # -- reading ------------------------------------------------------------------------------------
 
-    def get(self, incident_id: int) -> Incident:
-        row = self.conn.execute(
-            select(incidents.c.version, incidents.c.playbook_hash).where(incidents.c.id == incident_id)
-        ).first()
+    def get(self, incident_id: int, *, fresh: bool = False) -> Incident:
+        if fresh:
+            self.cache.evict(incident_id)
+        if self.held is not None:
+            lock = self.cache.writer_lock(incident_id)
+            if lock not in self.held:
+                lock.acquire()
+                self.held.append(lock)
+        if self.trust_cache:
+            cached = self.cache.get(incident_id)
+            if cached is not None:
+                return cached
+        row = self.conn.execute(_SELECT_HEAD, {"b_id": incident_id}).first()
         if row is None:
             raise NotFound(f"no incident {incident_id}")
         version, digest = int(row[0]), str(row[1])

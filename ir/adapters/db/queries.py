@@ -7,12 +7,14 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
-from ir.adapters.db.tables import incidents, timer_marks, work_items
+from ir.adapters.db.tables import incident_events, incidents, timer_marks, work_items
 
 OPEN_STEP_STATUSES = ("pending", "ready", "in_progress", "failed")
 
 
-def list_incidents(conn: Connection, *, open_only: bool = False, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
+def list_incidents(
+    conn: Connection, *, open_only: bool = False, limit: int = 200, offset: int = 0
+) -> list[dict[str, Any]]:
     overdue = (
         select(func.count())
         .select_from(timer_marks)
@@ -31,6 +33,14 @@ def list_incidents(conn: Connection, *, open_only: bool = False, limit: int = 20
         )
         .scalar_subquery()
     )
+    last = (
+        select(func.max(incident_events.c.seq)).where(incident_events.c.incident_id == incidents.c.id).scalar_subquery()
+    )
+    last_at = (
+        select(func.max(incident_events.c.recorded_at))
+        .where(incident_events.c.incident_id == incidents.c.id)
+        .scalar_subquery()
+    )
     query = select(
         incidents.c.id,
         incidents.c.title,
@@ -38,9 +48,9 @@ def list_incidents(conn: Connection, *, open_only: bool = False, limit: int = 20
         incidents.c.mode,
         incidents.c.level,
         incidents.c.status,
-        incidents.c.version,
+        last.label("version"),
         incidents.c.opened_at,
-        incidents.c.updated_at,
+        last_at.label("updated_at"),
         incidents.c.detected_at,
         incidents.c.restored_at,
         incidents.c.closed_at,
@@ -71,7 +81,11 @@ def open_work_by_role(conn: Connection, role: str) -> list[dict[str, Any]]:
 
 
 def marks_of(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
-    query = select(timer_marks).where(timer_marks.c.incident_id == incident_id).order_by(timer_marks.c.marked_at, timer_marks.c.id)
+    query = (
+        select(timer_marks)
+        .where(timer_marks.c.incident_id == incident_id)
+        .order_by(timer_marks.c.marked_at, timer_marks.c.id)
+    )
     return [dict(r) for r in conn.execute(query).mappings().all()]
 
 

@@ -26,7 +26,9 @@ def rebuild(db: Database, *, batch: int = 500) -> tuple[int, int]:
             conn = uow.conn
             repo: SqlIncidentRepository = uow.incidents
             for incident_id in chunk:
-                digest = conn.execute(select(incidents.c.playbook_hash).where(incidents.c.id == incident_id)).scalar_one()
+                digest = conn.execute(
+                    select(incidents.c.playbook_hash).where(incidents.c.id == incident_id)
+                ).scalar_one()
                 inc = Incident(id=incident_id, playbook=db.playbooks.get(conn, digest))
                 rows = conn.execution_options(yield_per=2000).execute(
                     select(incident_events.c.kind, incident_events.c.payload)
@@ -40,8 +42,6 @@ def rebuild(db: Database, *, batch: int = 500) -> tuple[int, int]:
                     update(incidents)
                     .where(incidents.c.id == incident_id)
                     .values(
-                        version=inc.version,
-                        updated_at=inc.updated_at,
                         title=inc.title,
                         level=inc.level.value if inc.level else None,
                         status=_status(inc),

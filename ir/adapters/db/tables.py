@@ -78,9 +78,7 @@ incidents = Table(
     Column("mode", String(8), nullable=False),
     Column("level", String(3)),
     Column("status", String(12), nullable=False),  # triage | response | restored | closed
-    Column("version", Integer, nullable=False),
     Column("opened_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
     Column("detected_at", UTCDateTime),
     Column("restored_at", UTCDateTime),
     Column("closed_at", UTCDateTime),
@@ -176,4 +174,3 @@ audit_records = Table(
     UniqueConstraint("log_id", "seq", name="uq_audit_records_seq"),
     Index("ix_audit_records_unsealed", "seq"),
 )
-

@@ -17,15 +17,19 @@ _OPEN = ("pending", "ready", "in_progress", "failed", "open")
 
 
 def _incident_now(row: Any, real_now: datetime) -> datetime:
-    if row["simulated_start"] is None or row["real_start"] is None:
+    start: datetime | None = row["simulated_start"]
+    real: datetime | None = row["real_start"]
+    if start is None or real is None:
         return real_now
-    return row["simulated_start"] + (real_now - row["real_start"]) * float(row["speed"])
+    return start + (real_now - real) * float(row["speed"])
 
 
 def _to_real(row: Any, instant: datetime) -> datetime:
-    if row["simulated_start"] is None or row["real_start"] is None:
+    start: datetime | None = row["simulated_start"]
+    real: datetime | None = row["real_start"]
+    if start is None or real is None:
         return instant
-    return row["real_start"] + (instant - row["simulated_start"]) / float(row["speed"])
+    return real + (instant - start) / float(row["speed"])
 
 
 class SqlTimerStore:
@@ -35,8 +39,15 @@ class SqlTimerStore:
     def _rows(self, conn: Any, real_now: datetime, soon: timedelta, *, future_only: bool) -> list[Any]:
         """Open work of open incidents: real-clock ones filtered in SQL, simulated ones (few) in Python."""
         cols = [
-            work_items.c.incident_id, work_items.c.ref, work_items.c.kind, work_items.c.role, work_items.c.due_at,
-            incidents.c.level, incidents.c.playbook_hash, incidents.c.simulated_start, incidents.c.real_start,
+            work_items.c.incident_id,
+            work_items.c.ref,
+            work_items.c.kind,
+            work_items.c.role,
+            work_items.c.due_at,
+            incidents.c.level,
+            incidents.c.playbook_hash,
+            incidents.c.simulated_start,
+            incidents.c.real_start,
             incidents.c.speed,
         ]
         base = (
@@ -53,7 +64,9 @@ class SqlTimerStore:
         )
         real_clock = incidents.c.simulated_start.is_(None)
         if future_only:
-            real_part = base.where(and_(real_clock, work_items.c.due_at > real_now - soon)).order_by(work_items.c.due_at)
+            real_part = base.where(and_(real_clock, work_items.c.due_at > real_now - soon)).order_by(
+                work_items.c.due_at
+            )
         else:
             real_part = base.where(and_(real_clock, work_items.c.due_at <= real_now + soon))
         rows = list(conn.execute(real_part).mappings())
@@ -72,7 +85,15 @@ class SqlTimerStore:
                     playbook = self.db.playbooks.get(conn, row["playbook_hash"])
                     escalate_to = playbook.levels[ResponseLevel(row["level"])].escalate_to
                 out.append(
-                    DueCandidate(row["incident_id"], row["ref"], row["kind"], row["role"], row["due_at"], now, escalate_to)
+                    DueCandidate(
+                        row["incident_id"],
+                        row["ref"],
+                        row["kind"],
+                        row["role"],
+                        row["due_at"],
+                        now,
+                        escalate_to,
+                    )
                 )
         return out
 
@@ -84,9 +105,9 @@ class SqlTimerStore:
             existing = {
                 (r[0], r[1], r[2], r[3])
                 for r in conn.execute(
-                    select(timer_marks.c.incident_id, timer_marks.c.ref, timer_marks.c.mark, timer_marks.c.due_at).where(
-                        timer_marks.c.incident_id.in_(ids)
-                    )
+                    select(
+                        timer_marks.c.incident_id, timer_marks.c.ref, timer_marks.c.mark, timer_marks.c.due_at
+                    ).where(timer_marks.c.incident_id.in_(ids))
                 )
             }
         fresh = [m for m in marks if (m.incident_id, m.ref, m.mark, m.due_at) not in existing]
@@ -96,7 +117,11 @@ class SqlTimerStore:
                 try:
                     uow.conn.execute(
                         insert(timer_marks).values(
-                            incident_id=m.incident_id, ref=m.ref, mark=m.mark, due_at=m.due_at, marked_at=m.marked_at,
+                            incident_id=m.incident_id,
+                            ref=m.ref,
+                            mark=m.mark,
+                            due_at=m.due_at,
+                            marked_at=m.marked_at,
                             target=m.target,
                         )
                     )
@@ -125,4 +150,3 @@ class SqlTimerStore:
                             best = real
                         break
         return best
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -39,6 +40,24 @@ class Database:
         self.log_id = log_id
         self.calendar_for = calendar_for
         self.evidence_folder = evidence_folder
+        self._local = threading.local()
+
+    def writer_connection(self) -> Connection:
+        """This thread's write connection, kept open between units of work (a pool checkout per command
+        costs as much as a statement)."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self.engine.connect()
+            conn.info[WRITE] = True
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+        self.engine.dispose()
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self)
@@ -48,7 +67,11 @@ class Database:
         """A read-only view (a deferred transaction): incidents folded from the cache or the database."""
         with self.engine.connect() as conn:
             yield SqlIncidentRepository(
-                conn, cache=self.cache, playbooks=self.playbooks, calendar_for=self.calendar_for, touched=set()
+                conn,
+                cache=self.cache,
+                playbooks=self.playbooks,
+                calendar_for=self.calendar_for,
+                touched=set(),
             )
             conn.rollback()
 
@@ -65,10 +88,12 @@ class SqlUnitOfWork:
         self._conn: Connection | None = None
         self._committed = False
         self._touched: set[int] = set()
+        self._held: list[threading.Lock] = []
 
     def __enter__(self) -> SqlUnitOfWork:
-        conn = self.db.engine.connect()
-        conn.info[WRITE] = True
+        conn = self.db.writer_connection()
+        if conn.in_transaction():  # left over by an interrupted unit of work
+            conn.rollback()
         conn.begin()
         self._conn = conn
         self.incidents = SqlIncidentRepository(
@@ -77,6 +102,8 @@ class SqlUnitOfWork:
             playbooks=self.db.playbooks,
             calendar_for=self.db.calendar_for,
             touched=self._touched,
+            trust_cache=True,
+            held=self._held,
         )
         self.evidence = SqlEvidenceStore(conn, folder=self.db.evidence_folder, now=self.db.clock.now())
         self.audit = SqlAuditTrail(conn, log_id=self.db.log_id, keys=self.db.keys)
@@ -101,9 +128,12 @@ class SqlUnitOfWork:
             return
         try:
             if not self._committed:
-                conn.rollback()
                 for incident_id in self._touched:  # the cached state ran ahead of what was stored
                     self.db.cache.evict(incident_id)
+                conn.rollback()
+        except Exception:
+            conn.invalidate()  # a broken connection is replaced on the next unit of work
+            raise
         finally:
-            conn.info.pop(WRITE, None)
-            conn.close()
+            while self._held:
+                self._held.pop().release()

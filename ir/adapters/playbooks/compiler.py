@@ -28,7 +28,14 @@ from ir.adapters.playbooks.problems import Problem, Severity
 from ir.adapters.playbooks.yaml_source import Located, Path, YamlRefused, decode_source, load_located
 from ir.domain.clocks import CLOCK_NAMES, ClockName
 from ir.domain.durations import Duration, DurationError, parse_duration
-from ir.domain.expressions import Expression, ExpressionError, FactSignature, FactType, check, parse_expression
+from ir.domain.expressions import (
+    Expression,
+    ExpressionError,
+    FactSignature,
+    FactType,
+    check,
+    parse_expression,
+)
 from ir.domain.incident_types import INCIDENT_TYPES
 from ir.domain.levels import LEVEL_ORDER, WARNING_ORDER, ResponseLevel, WarningLevel
 from ir.domain.playbook import (
@@ -124,7 +131,9 @@ class _Compiler:
 
     # -- reporting ---------------------------------------------------------------------------------
 
-    def report(self, path: Path, message: str, *, severity: Severity = "error", key: bool = False, offset: int = 0) -> None:
+    def report(
+        self, path: Path, message: str, *, severity: Severity = "error", key: bool = False, offset: int = 0
+    ) -> None:
         mark = self.located.key_mark(path) if key else self.located.mark(path)
         column = mark.column
         if offset and path in self.located.values:
@@ -227,16 +236,15 @@ class _Compiler:
         if doc.approval.status == "draft":
             self.report(("approval", "status"), "this playbook is a draft, not approved", severity="warning")
         if doc.review_by is not None and self.today is not None and doc.review_by < self.today:
-            self.report(
-                ("review_by",), f"review overdue since {doc.review_by.isoformat()}", severity="warning"
-            )
+            self.report(("review_by",), f"review overdue since {doc.review_by.isoformat()}", severity="warning")
         for i, regime in enumerate(doc.regimes):
             if regime not in REGIME_IDS:
                 self.report(("regimes", i), f"unknown regime '{regime}'{_did_you_mean(regime, REGIME_IDS)}")
         for i, ref in enumerate(doc.references):
             if ref.regime is not None and ref.regime not in REGIME_IDS:
                 self.report(
-                    ("references", i, "regime"), f"unknown regime '{ref.regime}'{_did_you_mean(ref.regime, REGIME_IDS)}"
+                    ("references", i, "regime"),
+                    f"unknown regime '{ref.regime}'{_did_you_mean(ref.regime, REGIME_IDS)}",
                 )
 
         # levels and warnings
@@ -350,7 +358,8 @@ class _Compiler:
             if ndoc.regime is not None:
                 if ndoc.regime not in REGIME_IDS:
                     self.report(
-                        (*base, "regime"), f"unknown regime '{ndoc.regime}'{_did_you_mean(ndoc.regime, REGIME_IDS)}"
+                        (*base, "regime"),
+                        f"unknown regime '{ndoc.regime}'{_did_you_mean(ndoc.regime, REGIME_IDS)}",
                     )
                 elif ndoc.regime not in doc.regimes:
                     self.report(
@@ -482,8 +491,7 @@ class _Compiler:
                 if got != want:
                     self.report(
                         (*path, got),
-                        f"{what} out of order: '{got}' where '{want}' belongs "
-                        f"(most severe first: {', '.join(wanted)})",
+                        f"{what} out of order: '{got}' where '{want}' belongs (most severe first: {', '.join(wanted)})",
                         key=True,
                     )
                     break
@@ -515,7 +523,11 @@ class _Compiler:
             try:
                 offset = parse_duration(m.group("dur"))
             except DurationError as e:
-                self.report(path, f"invalid duration '{m.group('dur')}': {e.message}", offset=m.start("dur") + e.column)
+                self.report(
+                    path,
+                    f"invalid duration '{m.group('dur')}': {e.message}",
+                    offset=m.start("dur") + e.column,
+                )
                 return None
         return Due(clock, step, offset, m.group("sign") == "-", source=" ".join(text.split()))
 
@@ -532,7 +544,11 @@ class _Compiler:
         applies |= set(ndoc.warnings or [])
         for key, text in ndoc.due.items():
             if key not in applies:
-                self.report((*base, "due", key), f"'{key}' is not among the levels this notification applies to", key=True)
+                self.report(
+                    (*base, "due", key),
+                    f"'{key}' is not among the levels this notification applies to",
+                    key=True,
+                )
             parsed = due(text, (*base, "due", key))
             if parsed is not None:
                 out[ResponseLevel(key) if key in ResponseLevel.__members__ else WarningLevel(key)] = parsed
@@ -571,11 +587,11 @@ class _Compiler:
         index = {s.id: i for i, s in enumerate(steps)}
         state: dict[str, int] = {}  # 1 = on the path, 2 = done
         reported: set[frozenset[str]] = set()
-        for start in graph:
+        for start, first_deps in graph.items():
             if state.get(start):
                 continue
             path: list[str] = []
-            stack: list[tuple[str, Iterator[str]]] = [(start, iter(graph[start]))]
+            stack: list[tuple[str, Iterator[str]]] = [(start, iter(first_deps))]
             state[start] = 1
             path.append(start)
             while stack:
@@ -589,7 +605,7 @@ class _Compiler:
                 if nxt not in graph:
                     continue
                 if state.get(nxt) == 1:
-                    cycle = path[path.index(nxt) :] + [nxt]
+                    cycle = [*path[path.index(nxt) :], nxt]
                     members = frozenset(cycle)
                     if members not in reported:
                         reported.add(members)
@@ -632,9 +648,9 @@ def _prefer_matching_union_branch(errors: list[Any], data: Any) -> list[Any]:
         node = data
         drop = False
         for part in err["loc"]:
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            if (isinstance(node, dict) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and part < len(node)
+            ):
                 node = node[part]
             elif isinstance(part, str) and (part == "str" or part.startswith(("dict[", "list["))):
                 is_dict = part.startswith("dict[")
@@ -665,7 +681,12 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Path, type[BaseModel] |
             node = node[part]
         elif last:
             path.append(part)
-        elif isinstance(node, dict) and isinstance(part, str) and not part.startswith(("dict[", "list[")) and part != "str":
+        elif (
+            isinstance(node, dict)
+            and isinstance(part, str)
+            and not part.startswith(("dict[", "list["))
+            and part != "str"
+        ):
             # a key that is missing on the way (should not happen before the last part)
             path.append(part)
             node = None
@@ -721,7 +742,21 @@ def _value_message(err: Mapping[str, Any], path: Path) -> str:
         if name == "country":
             return f"invalid country code {value!r}: two capital letters such as CN or US"
         return f"invalid {name} {value!r}: unparsable duration (e.g. 90s, 30m, 2h, 3d, 3wd)"
-    if kind in ("string_type", "int_type", "int_parsing", "bool_type", "bool_parsing", "date_type", "date_from_datetime_parsing", "date_parsing", "list_type", "dict_type", "model_type", "model_attributes_type", "float_type"):
+    if kind in (
+        "string_type",
+        "int_type",
+        "int_parsing",
+        "bool_type",
+        "bool_parsing",
+        "date_type",
+        "date_from_datetime_parsing",
+        "date_parsing",
+        "list_type",
+        "dict_type",
+        "model_type",
+        "model_attributes_type",
+        "float_type",
+    ):
         want = {
             "string_type": "text",
             "int_type": "an integer",

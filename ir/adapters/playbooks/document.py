@@ -55,20 +55,14 @@ class TextDoc(Strict):
 
 
 class ReferenceDoc(Strict):
-    document: str = Field(
-        min_length=1, description="the regulation, standard or plan this playbook implements"
-    )
+    document: str = Field(min_length=1, description="the regulation, standard or plan this playbook implements")
     clause: str | None = Field(default=None, description="the clause or article, e.g. '4.2' or 'Art. 23'")
-    regime: str | None = Field(
-        default=None, description="the regulatory regime id, when the reference is one"
-    )
+    regime: str | None = Field(default=None, description="the regulatory regime id, when the reference is one")
 
 
 class ApprovalDoc(Strict):
     status: Literal["draft", "approved"]
-    by: str | None = Field(
-        default=None, description="who approved it (a body or a role, never a phone number)"
-    )
+    by: str | None = Field(default=None, description="who approved it (a body or a role, never a phone number)")
     on: dt.date | None = Field(default=None, description="the date of approval")
 
 
@@ -133,9 +127,7 @@ class ResourceRequestDoc(Strict):
 class ActionDoc(Strict):
     type: Literal["http"] = "http"
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    url: str = Field(
-        pattern=r"^https?://[^\s/]+", description="http(s) URL; the host must be on the allow-list"
-    )
+    url: str = Field(pattern=r"^https?://[^\s/]+", description="http(s) URL; the host must be on the allow-list")
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = None
     secret: str | None = Field(
@@ -205,9 +197,7 @@ class NotificationDoc(Strict):
     )
     repeat: DurationText | None = Field(default=None, description="progress updates at this interval")
     regime: str | None = Field(default=None, description="the regulatory regime this notification satisfies")
-    critical: bool = Field(
-        default=False, description="escalate when not delivered or not acknowledged in time"
-    )
+    critical: bool = Field(default=False, description="escalate when not delivered or not acknowledged in time")
     when: ExpressionText | None = None
 
 

@@ -44,7 +44,11 @@ def playbook_document(pb: Playbook) -> dict[str, Any]:
         doc["regimes"] = list(pb.regimes)
     doc["calendar"] = {"country": pb.calendar.country, "zone": pb.calendar.zone}
     doc["roles"] = [
-        {"id": r.id, "title": _text(r.title), **({"description": _text(r.description)} if r.description else {})}
+        {
+            "id": r.id,
+            "title": _text(r.title),
+            **({"description": _text(r.description)} if r.description else {}),
+        }
         for r in pb.roles.values()
     ]
     doc["facts"] = []
@@ -171,7 +175,11 @@ def _step(s: Step) -> dict[str, Any]:
         step["action"] = action
     if s.requests:
         step["requests"] = [
-            {"kind": r.kind, "quantity": r.quantity, **({"needed_by": _due(r.needed_by)} if r.needed_by else {})}
+            {
+                "kind": r.kind,
+                "quantity": r.quantity,
+                **({"needed_by": _due(r.needed_by)} if r.needed_by else {}),
+            }
             for r in s.requests
         ]
     if s.kind.value != "task":

@@ -90,18 +90,14 @@ def read_source(path: str) -> bytes:
 def decode_source(raw: bytes, filename: str) -> str:
     if len(raw) > MAX_BYTES:
         raise YamlRefused(
-            Problem(
-                filename, 1, 1, "error", f"file too large (a playbook may have at most {MAX_BYTES:,} bytes)"
-            )
+            Problem(filename, 1, 1, "error", f"file too large (a playbook may have at most {MAX_BYTES:,} bytes)")
         )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line, col = _position(raw, exc.start)
         raise YamlRefused(
-            Problem(
-                filename, line, col, "error", f"not a UTF-8 text file (invalid byte 0x{raw[exc.start]:02x})"
-            )
+            Problem(filename, line, col, "error", f"not a UTF-8 text file (invalid byte 0x{raw[exc.start]:02x})")
         ) from None
     nul = text.find("\x00")
     if nul >= 0:
@@ -149,6 +145,12 @@ def load_located(text: str, filename: str) -> Located:
     return located
 
 
+def _where(event: yaml.Event) -> tuple[int, int]:
+    """The 1-based line and column where an event starts."""
+    mark = event.start_mark
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+
+
 class _Frame:
     __slots__ = ("anchor", "container", "first_seen", "key", "path", "size", "skip_next")
 
@@ -176,8 +178,8 @@ class _Builder:
         self.skip_depth = 0
 
     def refuse(self, event: yaml.Event, message: str) -> YamlRefused:
-        m = event.start_mark
-        return YamlRefused(Problem(self.filename, m.line + 1, m.column + 1, "error", message))
+        line, column = _where(event)
+        return YamlRefused(Problem(self.filename, line, column, "error", message))
 
     def problem(self, mark: Mark, message: str) -> None:
         self.located.problems.append(Problem(self.filename, mark.line, mark.column, "error", message))
@@ -215,7 +217,10 @@ class _Builder:
         if self.total > MAX_NODES:
             raise YamlRefused(
                 Problem(
-                    self.filename, 1, 1, "error",
+                    self.filename,
+                    1,
+                    1,
+                    "error",
                     f"refused: aliases expand to more than {MAX_NODES:,} values (an alias bomb?)",
                 )
             )
@@ -237,8 +242,7 @@ class _Builder:
 
     def scalar(self, event: yaml.ScalarEvent) -> None:
         slot = self._slot(event)
-        m = event.start_mark
-        mark = Mark(m.line + 1, m.column + 1, event.style)
+        mark = Mark(*_where(event), event.style)
         if slot is not None and slot[1]:
             self.key(event, slot[0], mark)
             return
@@ -273,8 +277,7 @@ class _Builder:
         if slot is not None and slot[1]:
             raise self.refuse(event, "a mapping key must be a plain value")
         path = slot[0] if slot else ()
-        m = event.start_mark
-        self.located.values[path] = Mark(m.line + 1, m.column + 1)
+        self.located.values[path] = Mark(*_where(event))
         if event.tag not in (None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"):
             raise self.refuse(event, f"unsupported YAML tag '{event.tag}'")
         container: dict[str, Any] | list[Any] = {} if isinstance(event, yaml.MappingStartEvent) else []
@@ -300,9 +303,8 @@ class _Builder:
         if slot is not None and slot[1]:
             raise self.refuse(event, "a mapping key must be a plain value")
         value, size = self.anchors[name]
-        m = event.start_mark
         path = slot[0] if slot else ()
-        self.located.values[path] = Mark(m.line + 1, m.column + 1)
+        self.located.values[path] = Mark(*_where(event))
         if self.total + size > MAX_NODES:
             raise self.refuse(event, f"refused: aliases expand to more than {MAX_NODES:,} values (an alias bomb?)")
         self._place(value, path, size)
@@ -322,7 +324,7 @@ class _Builder:
         if build is None:  # str, and the `=` and `<<` tags, which are text in a value
             return text
         try:
-            return build(yaml.ScalarNode(tag, text, event.start_mark, event.end_mark, event.style))
+            return build(yaml.ScalarNode(tag, text, None, None, event.style))
         except (ValueError, TypeError, OverflowError, yaml.YAMLError):
             raise self.refuse(event, f"invalid value '{text}'") from None
 

@@ -6,34 +6,34 @@ from __future__ import annotations
 import signal
 import threading
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 import click
 
 from ir.adapters.db.timers import SqlTimerStore
+from ir.adapters.db.uow import Database
 from ir.app.timers import TimerService
-
-if TYPE_CHECKING:
-    from ir.bootstrap import App
+from ir.domain.clocks import Clock
 
 POLL = 30.0
 
 
-def run_worker(app: App, *, once: bool = False, stop: threading.Event | None = None) -> None:
-    service = TimerService(SqlTimerStore(app.db), soon=timedelta(minutes=app.settings.due_soon_minutes))
+def run_worker(
+    db: Database, clock: Clock, *, soon: timedelta, once: bool = False, stop: threading.Event | None = None
+) -> None:
+    service = TimerService(SqlTimerStore(db), soon=soon)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     click.echo("ir worker: timer service running" if not once else "ir worker: one pass", err=True)
     while True:
-        now = app.clock.now()
+        now = clock.now()
         marks, wake = service.tick(now)
         for m in marks:
             target = f" -> {m.target}" if m.target else ""
             click.echo(f"incident {m.incident_id}: {m.ref} {m.mark}{target}", err=True)
         if once:
             return
-        delay = POLL if wake is None else min(POLL, max(0.05, (wake - app.clock.now()).total_seconds()))
+        delay = POLL if wake is None else min(POLL, max(0.05, (wake - clock.now()).total_seconds()))
         try:
             if stop.wait(delay):
                 return

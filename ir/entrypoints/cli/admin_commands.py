@@ -48,8 +48,10 @@ def rebuild_projections(batch: int) -> None:
 @click.option("--once", is_flag=True, help="check once and exit (for cron and tests)")
 def worker(once: bool) -> None:
     """Run the timer service: due-soon, overdue and RTO-breach marks and escalations."""
+    from datetime import timedelta
+
     from ir.adapters.scheduler.worker import run_worker
     from ir.bootstrap import build
 
     app = build()
-    run_worker(app, once=once)
+    run_worker(app.db, app.clock, soon=timedelta(minutes=app.settings.due_soon_minutes), once=once)

@@ -11,8 +11,14 @@ import click
 
 from ir.domain.text import Text
 
-_STATE_COLOURS = {"overdue": "red", "missed": "red", "due_soon": "yellow", "upcoming": None, "met": "green",
-                  "waiting": "bright_black"}
+_STATE_COLOURS = {
+    "overdue": "red",
+    "missed": "red",
+    "due_soon": "yellow",
+    "upcoming": None,
+    "met": "green",
+    "waiting": "bright_black",
+}
 _STATUS_ORDER = ["failed", "in_progress", "ready", "pending", "done", "skipped", "not_applicable"]
 _L = {
     "level": Text("响应级别", "Level"),
@@ -73,7 +79,13 @@ def render_board(view: dict[str, Any], *, lang: str, color: bool) -> str:
     if view["closed"]:
         out.append(paint(_t("closed", lang), "bright_black"))
     if view["level"]:
-        out.append(paint(f"{_t('level', lang)} {view['level']} {view['level_label']}", "red" if view["level"] in ("I", "II") else "yellow", bold=True))
+        out.append(
+            paint(
+                f"{_t('level', lang)} {view['level']} {view['level_label']}",
+                "red" if view["level"] in ("I", "II") else "yellow",
+                bold=True,
+            )
+        )
     else:
         out.append(paint(_t("triage", lang), "yellow"))
     if view["suggested_level"] and view["suggested_level"] != view["level"]:
@@ -89,8 +101,11 @@ def render_board(view: dict[str, Any], *, lang: str, color: bool) -> str:
                 continue
             name = r["name"].upper()
             if r["met"] is not None:
-                state = paint(f"{_t('met', lang)} {span(r['actual_s'])}", "green") if r["met"] else paint(
-                    f"{_t('breached', lang)} {span(r['actual_s'])}", "red", bold=True)
+                state = (
+                    paint(f"{_t('met', lang)} {span(r['actual_s'])}", "green")
+                    if r["met"]
+                    else paint(f"{_t('breached', lang)} {span(r['actual_s'])}", "red", bold=True)
+                )
             elif r["breached"]:
                 state = paint(f"{_t('breached', lang)} {span(-(r['left_s'] or 0))}", "red", bold=True)
             elif r["left_s"] is not None:
@@ -124,7 +139,12 @@ def render_board(view: dict[str, Any], *, lang: str, color: bool) -> str:
         out.append(f"{_t('deadlines', lang)}:")
         for d in due_items:
             colour = _STATE_COLOURS.get(d["state"])
-            when = (f"{_t('late', lang)} {span(d['late_by_s'])}" if d["late_by_s"] else
-                    f"{span(d['left_s'])} {_t('left', lang)}" if d["left_s"] is not None else d["state"])
+            when = (
+                f"{_t('late', lang)} {span(d['late_by_s'])}"
+                if d["late_by_s"]
+                else f"{span(d['left_s'])} {_t('left', lang)}"
+                if d["left_s"] is not None
+                else d["state"]
+            )
             out.append(paint(f"  {d['state']:<9} {local_time(d['due_at'])}  {when:<14} {d['title']}", colour))
     return "\n".join(out)

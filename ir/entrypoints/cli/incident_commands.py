@@ -6,6 +6,7 @@ import getpass
 import json
 import mimetypes
 import os
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,15 +93,31 @@ def _facts(pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--simulate", help="run on simulated time from this instant (drills and tests)")
 @click.option("--speed", type=float, default=1.0, help="simulated time runs this many times faster")
 @json_option
-def open_(playbook: str, title: str, facts: tuple[str, ...], level: str | None, mode: str, detected: str | None,
-          simulate: str | None, speed: float, as_json: bool) -> None:
+def open_(
+    playbook: str,
+    title: str,
+    facts: tuple[str, ...],
+    level: str | None,
+    mode: str,
+    detected: str | None,
+    simulate: str | None,
+    speed: float,
+    as_json: bool,
+) -> None:
     """Open an incident from a playbook (an id from the library, or a path)."""
     from ir.domain.commands import OpenIncident
 
     outcome = _run(
         OpenIncident(
-            actor=_actor(), playbook=playbook, title=title, mode=mode, facts=_facts(facts), level=level,
-            detected_at=_instant(detected, "--detected"), simulate_from=_instant(simulate, "--simulate"), speed=speed,
+            actor=_actor(),
+            playbook=playbook,
+            title=title,
+            mode=mode,
+            facts=_facts(facts),
+            level=level,
+            detected_at=_instant(detected, "--detected"),
+            simulate_from=_instant(simulate, "--simulate"),
+            speed=speed,
         ),
         as_json,
     )
@@ -152,7 +169,7 @@ def status(incident_id: int, as_json: bool, lang: str) -> None:
     if as_json:
         click.echo(json.dumps(view, ensure_ascii=False))
     else:
-        click.echo(render_board(view, lang=lang, color=click.get_text_stream("stdout").isatty()))
+        click.echo(render_board(view, lang=lang, color=sys.stdout.isatty()))
 
 
 @click.command()
@@ -160,14 +177,28 @@ def status(incident_id: int, as_json: bool, lang: str) -> None:
 @click.argument("step_id")
 @click.argument("act", type=click.Choice(["start", "done", "skip", "fail", "retry", "confirm", "check", "uncheck"]))
 @click.option("--note", help="a note; the reason for skip and fail")
-@click.option("--evidence", "evidence", type=click.Path(exists=True, dir_okay=False), multiple=True,
-              help="attach a file as evidence (before completing)")
+@click.option(
+    "--evidence",
+    "evidence",
+    type=click.Path(exists=True, dir_okay=False),
+    multiple=True,
+    help="attach a file as evidence (before completing)",
+)
 @click.option("--assignee", help="who takes the step (default: you)")
 @click.option("--item", type=int, help="the checklist item number, for check/uncheck")
 @click.option("--if-version", type=int, help="refuse if the incident is no longer at this version")
 @json_option
-def step(incident_id: int, step_id: str, act: str, note: str | None, evidence: tuple[str, ...], assignee: str | None,
-         item: int | None, if_version: int | None, as_json: bool) -> None:
+def step(
+    incident_id: int,
+    step_id: str,
+    act: str,
+    note: str | None,
+    evidence: tuple[str, ...],
+    assignee: str | None,
+    item: int | None,
+    if_version: int | None,
+    as_json: bool,
+) -> None:
     """Act on a step: start, done, skip, fail, retry, confirm (its automated action), check/uncheck an item."""
     from ir.domain import commands as c
 
@@ -177,11 +208,25 @@ def step(incident_id: int, step_id: str, act: str, note: str | None, evidence: t
     for path in evidence:
         data = Path(path).read_bytes()
         media = mimetypes.guess_type(path)[0] or "application/octet-stream"
-        outcomes.append(app.handlers.handle(c.AttachEvidence(
-            actor=actor, incident_id=incident_id, step_id=step_id, filename=os.path.basename(path), content=data,
-            media_type=media)))
-    base: dict[str, Any] = {"actor": actor, "incident_id": incident_id, "step_id": step_id, "note": note,
-                            "expected_version": if_version}
+        outcomes.append(
+            app.handlers.handle(
+                c.AttachEvidence(
+                    actor=actor,
+                    incident_id=incident_id,
+                    step_id=step_id,
+                    filename=os.path.basename(path),
+                    content=data,
+                    media_type=media,
+                )
+            )
+        )
+    base: dict[str, Any] = {
+        "actor": actor,
+        "incident_id": incident_id,
+        "step_id": step_id,
+        "note": note,
+        "expected_version": if_version,
+    }
     command: Command
     if act == "start":
         command = c.StartStep(**base, assignee=assignee)
@@ -202,11 +247,26 @@ def step(incident_id: int, step_id: str, act: str, note: str | None, evidence: t
     outcome = app.handlers.handle(command)
     outcomes.append(outcome)
     if as_json:
-        click.echo(json.dumps({"incident": incident_id, "version": outcome.version,
-                               "events": [e.kind for o in outcomes for e in o.events]}))
+        click.echo(
+            json.dumps(
+                {
+                    "incident": incident_id,
+                    "version": outcome.version,
+                    "events": [e.kind for o in outcomes for e in o.events],
+                }
+            )
+        )
     else:
-        verb = {"start": "started", "done": "done", "skip": "skipped", "fail": "failed", "retry": "retried",
-                "confirm": "action confirmed", "check": f"item {item} checked", "uncheck": f"item {item} unchecked"}
+        verb = {
+            "start": "started",
+            "done": "done",
+            "skip": "skipped",
+            "fail": "failed",
+            "retry": "retried",
+            "confirm": "action confirmed",
+            "check": f"item {item} checked",
+            "uncheck": f"item {item} unchecked",
+        }
         click.echo(f"incident {incident_id}: step '{step_id}' {verb[act]} (version {outcome.version})")
 
 
@@ -220,8 +280,11 @@ def approve(incident_id: int, step_id: str, role: str | None, note: str | None, 
     """Approve a step that requires approval."""
     from ir.domain.commands import ApproveStep
 
-    _run(ApproveStep(actor=_actor(), incident_id=incident_id, step_id=step_id, role=role, note=note), as_json,
-         f"incident {{id}}: step '{step_id}' approved")
+    _run(
+        ApproveStep(actor=_actor(), incident_id=incident_id, step_id=step_id, role=role, note=note),
+        as_json,
+        f"incident {{id}}: step '{step_id}' approved",
+    )
 
 
 @click.command()
@@ -233,8 +296,11 @@ def fact(incident_id: int, pairs: tuple[str, ...], reason: str | None, as_json: 
     """Set facts (an empty value clears one)."""
     from ir.domain.commands import SetFacts
 
-    _run(SetFacts(actor=_actor(), incident_id=incident_id, facts=_facts(pairs), reason=reason), as_json,
-         "incident {id}: facts set (version {version})")
+    _run(
+        SetFacts(actor=_actor(), incident_id=incident_id, facts=_facts(pairs), reason=reason),
+        as_json,
+        "incident {id}: facts set (version {version})",
+    )
 
 
 @click.command()
@@ -247,8 +313,17 @@ def clock(incident_id: int, name: str, instant: str | None, reason: str | None, 
     """Record a clock (detection, awareness, …) at an instant, now by default."""
     from ir.domain.commands import RecordClock
 
-    _run(RecordClock(actor=_actor(), incident_id=incident_id, clock=name, instant=_instant(instant, "instant"),
-                     reason=reason), as_json, f"incident {{id}}: {name} recorded")
+    _run(
+        RecordClock(
+            actor=_actor(),
+            incident_id=incident_id,
+            clock=name,
+            instant=_instant(instant, "instant"),
+            reason=reason,
+        ),
+        as_json,
+        f"incident {{id}}: {name} recorded",
+    )
 
 
 @click.command()
@@ -263,13 +338,24 @@ def classify(incident_id: int, as_json: bool) -> None:
         inc = repo.get(incident_id)
     result = run(inc)
     if as_json:
-        click.echo(json.dumps({
-            "suggested": result.suggested.value if result.suggested else None,
-            "current": inc.level.value if inc.level else None,
-            "missing_facts": sorted(result.missing),
-            "levels": [{"level": v.level.value, "holds": v.holds, "missing": sorted(v.missing), "criteria": v.criteria}
-                       for v in result.verdicts],
-        }))
+        click.echo(
+            json.dumps(
+                {
+                    "suggested": result.suggested.value if result.suggested else None,
+                    "current": inc.level.value if inc.level else None,
+                    "missing_facts": sorted(result.missing),
+                    "levels": [
+                        {
+                            "level": v.level.value,
+                            "holds": v.holds,
+                            "missing": sorted(v.missing),
+                            "criteria": v.criteria,
+                        }
+                        for v in result.verdicts
+                    ],
+                }
+            )
+        )
         return
     for v in result.verdicts:
         mark = {True: "yes", False: "no", None: "unknown"}[v.holds]
@@ -277,8 +363,10 @@ def classify(incident_id: int, as_json: bool) -> None:
         click.echo(f"  {v.level.value:<3} {mark:<7} {v.criteria}{missing}")
     if result.suggested:
         current = f" (current: {inc.level.value})" if inc.level else ""
-        click.echo(f"suggested level: {result.suggested.value}{current}; declare it with: ir level {incident_id} "
-                   f"{result.suggested.value}")
+        click.echo(
+            f"suggested level: {result.suggested.value}{current}; declare it with: ir level {incident_id} "
+            f"{result.suggested.value}"
+        )
     else:
         click.echo("no level's criteria hold on the current facts")
     if result.missing:
@@ -294,8 +382,11 @@ def level(incident_id: int, level: str, reason: str | None, as_json: bool) -> No
     """Declare or change the response level."""
     from ir.domain.commands import DeclareLevel
 
-    _run(DeclareLevel(actor=_actor(), incident_id=incident_id, level=level, reason=reason), as_json,
-         f"incident {{id}}: level {level} declared")
+    _run(
+        DeclareLevel(actor=_actor(), incident_id=incident_id, level=level, reason=reason),
+        as_json,
+        f"incident {{id}}: level {level} declared",
+    )
 
 
 @click.command()
@@ -308,8 +399,11 @@ def restore(incident_id: int, degraded: bool, at: str | None, reason: str | None
     """Record that service is restored (fully, or --degraded)."""
     from ir.domain.commands import Restore
 
-    _run(Restore(actor=_actor(), incident_id=incident_id, degraded=degraded, at=_instant(at, "--at"), reason=reason),
-         as_json, f"incident {{id}}: service restored{' (degraded)' if degraded else ''}")
+    _run(
+        Restore(actor=_actor(), incident_id=incident_id, degraded=degraded, at=_instant(at, "--at"), reason=reason),
+        as_json,
+        f"incident {{id}}: service restored{' (degraded)' if degraded else ''}",
+    )
 
 
 @click.command()
@@ -332,8 +426,11 @@ def note(incident_id: int, text: str, step_id: str | None, as_json: bool) -> Non
     """Add a note to the incident or one of its steps."""
     from ir.domain.commands import AddNote
 
-    _run(AddNote(actor=_actor(), incident_id=incident_id, text=text, step_id=step_id), as_json,
-         "incident {id}: note added")
+    _run(
+        AddNote(actor=_actor(), incident_id=incident_id, text=text, step_id=step_id),
+        as_json,
+        "incident {id}: note added",
+    )
 
 
 @click.command()
@@ -345,8 +442,13 @@ def notified(incident_id: int, notification_id: str, reference: str | None, as_j
     """Record that a notification or report was made (a phone call, a filed report)."""
     from ir.domain.commands import MarkNotificationSent
 
-    _run(MarkNotificationSent(actor=_actor(), incident_id=incident_id, notification_id=notification_id,
-                              reference=reference), as_json, f"incident {{id}}: '{notification_id}' recorded as sent")
+    _run(
+        MarkNotificationSent(
+            actor=_actor(), incident_id=incident_id, notification_id=notification_id, reference=reference
+        ),
+        as_json,
+        f"incident {{id}}: '{notification_id}' recorded as sent",
+    )
 
 
 @click.command()

@@ -128,4 +128,3 @@ def _library(folder: str | None) -> PlaybookLibrary:
     from ir.config import default_playbooks_dir
 
     return PlaybookLibrary(folder or os.environ.get("IR_PLAYBOOKS_DIR") or default_playbooks_dir(), today=today())
-

@@ -29,7 +29,9 @@ _L: dict[str, Text] = {
     "resources": Text("调度资源", "resources"),
     "restores": Text("恢复", "restores"),
     "levels": Text("适用级别", "levels"),
-    "overview": Text("各级别概览（用 --level 查看某一级别的处置清单）", "Levels (use --level for one level's checklist)"),
+    "overview": Text(
+        "各级别概览（用 --level 查看某一级别的处置清单）", "Levels (use --level for one level's checklist)"
+    ),
     "regimes": Text("适用监管制度", "Regulatory regimes"),
     "restoration": Text("恢复标准", "What restored means"),
     "degraded": Text("降级恢复", "degraded"),
@@ -94,13 +96,16 @@ def playbook_rows(compiled: list[Compiled], *, lang: Lang | str, today: date) ->
 
 
 def applicable_steps(pb: Playbook, level: ResponseLevel | None, warning: WarningLevel | None) -> list[Step]:
-    return [
-        s for s in pb.steps_in_order() if s.applies_to_level(level) or s.applies_to_warning(warning)
-    ]
+    return [s for s in pb.steps_in_order() if s.applies_to_level(level) or s.applies_to_warning(warning)]
 
 
 def render_plan(
-    pb: Playbook, *, level: ResponseLevel | None, warning: WarningLevel | None, lang: Lang, as_json: bool = False
+    pb: Playbook,
+    *,
+    level: ResponseLevel | None,
+    warning: WarningLevel | None,
+    lang: Lang,
+    as_json: bool = False,
 ) -> str:
     if as_json:
         return json.dumps(_plan_json(pb, level, warning, lang), ensure_ascii=False, indent=2)
@@ -137,10 +142,10 @@ def render_plan(
             if interval is not None:
                 out.append(f"  {_t('sitrep', lang)} {interval}")
         if warning is not None:
-            wspec = pb.warnings.get(warning)
+            chosen = pb.warnings.get(warning)
             out.append(f"{_t('warning', lang)}: {warning.label.get(lang)}")
-            if wspec is not None:
-                out.append(f"  {_t('criteria', lang)}: {wspec.criteria.source}")
+            if chosen is not None:
+                out.append(f"  {_t('criteria', lang)}: {chosen.criteria.source}")
         steps = applicable_steps(pb, level, warning)
     out.append("")
     out.append(f"{_t('steps', lang)} ({len(steps)})")
@@ -166,9 +171,7 @@ def render_plan(
         if s.restores is not None:
             details.append(f"{_t('restores', lang)}: {_t(s.restores.value, lang)}")
         if s.requests:
-            kinds = ", ".join(
-                f"{pb.resources[r.kind].title.get(lang)} ×{r.quantity}" for r in s.requests
-            )
+            kinds = ", ".join(f"{pb.resources[r.kind].title.get(lang)} ×{r.quantity}" for r in s.requests)
             details.append(f"{_t('resources', lang)}: {kinds}")
         if s.action is not None:
             details.append(f"{_t('action', lang)}: {s.action.method} {s.action.url}")
@@ -201,9 +204,7 @@ def render_plan(
     return "\n".join(out)
 
 
-def _plan_json(
-    pb: Playbook, level: ResponseLevel | None, warning: WarningLevel | None, lang: Lang
-) -> dict[str, Any]:
+def _plan_json(pb: Playbook, level: ResponseLevel | None, warning: WarningLevel | None, lang: Lang) -> dict[str, Any]:
     steps = applicable_steps(pb, level, warning) if (level or warning) else pb.steps_in_order()
     return {
         "id": pb.id,
@@ -236,7 +237,12 @@ def _plan_json(
             for s in steps
         ],
         "notifications": [
-            {"id": n.id, "audience": n.audience.value, "regime": n.regime, "repeat": str(n.repeat) if n.repeat else None}
+            {
+                "id": n.id,
+                "audience": n.audience.value,
+                "regime": n.regime,
+                "repeat": str(n.repeat) if n.repeat else None,
+            }
             for n in pb.notifications.values()
         ],
         "content_hash": pb.content_hash,

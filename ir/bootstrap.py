@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 
-from ir.adapters.audit.keys import DataKeys, load_kek
+from ir.adapters.audit.checkpoints import CheckpointPublisher, load_signer
+from ir.adapters.audit.keys import DataKeys, Keyring
+from ir.adapters.audit.sealer import Sealer
+from ir.adapters.audit.service import AuditService
 from ir.adapters.calendars import official_calendar
 from ir.adapters.clock import SystemClock
 from ir.adapters.db.engine import make_engine
@@ -33,6 +37,22 @@ class App:
     db: Database
     library: PlaybookLibrary
     handlers: Handlers
+    audit: AuditService
+    verifier_key: str
+
+    def close(self) -> None:
+        """Seal and publish what this process wrote, stop background work, release the database."""
+        self.audit.stop()
+        try:
+            self.audit.flush()
+        finally:
+            self.db.close()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @cache
@@ -63,16 +83,33 @@ def build(
     engine = make_engine(settings.database_url)
     if check_schema:
         require_migrated(engine)
-    kek = load_kek(key_file=settings.kek_file, env_value=settings.audit_kek)
+    keyring = Keyring(folder=settings.keys_dir, env_value=settings.audit_kek)
     db = Database(
         engine,
         playbooks=PlaybookCache(compile_stored),
-        keys=DataKeys(kek),
+        keys=DataKeys(keyring),
         clock=clock,
         log_id=settings.audit_log_id,
         calendar_for=calendar_for,
         evidence_folder=settings.evidence_dir,
     )
+    signer, _verifier, verifier_key = load_signer(key_file=settings.signer_file, name=settings.audit_log_id)
+    publisher = CheckpointPublisher(
+        engine=engine,
+        log_id=settings.audit_log_id,
+        signer=signer,
+        folder=settings.checkpoint_dir,
+        url=settings.audit_checkpoint_url,
+    )
+    sealer = Sealer(
+        engine,
+        log_id=settings.audit_log_id,
+        clock=clock,
+        checkpoint=publisher.record,
+        checkpoint_every=settings.audit_checkpoint_every,
+        checkpoint_interval=timedelta(seconds=settings.audit_checkpoint_seconds),
+    )
+    audit = AuditService(sealer=sealer, publisher=publisher, clock=clock)
     library = PlaybookLibrary(settings.playbooks_dir, today=clock.now().date())
     handlers = Handlers(uow=db.uow, clock=clock, playbooks=library, calendar_for=calendar_for)
 
@@ -89,4 +126,13 @@ def build(
             secrets={k[len("IR_SECRET_") :]: v for k, v in os.environ.items() if k.startswith("IR_SECRET_")},
         )
     )
-    return App(settings=settings, clock=clock, db=db, library=library, handlers=handlers)
+    handlers.after_commit.append(lambda _outcome: audit.wake())
+    return App(
+        settings=settings,
+        clock=clock,
+        db=db,
+        library=library,
+        handlers=handlers,
+        audit=audit,
+        verifier_key=verifier_key,
+    )

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     evidence_dir: str | None = None  # keep evidence files here instead of in the database
     audit_kek: str | None = None  # base64 key-encryption key; otherwise a key file in data_dir/keys
     audit_log_id: str = "ir-audit"
+    audit_checkpoint_dir: str | None = None  # default: <data_dir>/checkpoints
+    audit_checkpoint_url: str | None = None  # or POST each checkpoint here
+    audit_checkpoint_every: int = 1000  # records
+    audit_checkpoint_seconds: float = 60.0
     action_allow_hosts: list[str] = Field(default_factory=list)  # hosts automated actions may call
     due_soon_minutes: int = 15
 
@@ -50,8 +54,16 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
     @property
-    def kek_file(self) -> str:
-        return os.path.join(self.data_dir, "keys", "audit-kek.key")
+    def signer_file(self) -> str:
+        return os.path.join(self.data_dir, "keys", "audit-signer.key")
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return self.audit_checkpoint_dir or os.path.join(self.data_dir, "checkpoints")
+
+    @property
+    def keys_dir(self) -> str:
+        return os.path.join(self.data_dir, "keys")
 
 
 def load_settings() -> Settings:

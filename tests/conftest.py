@@ -9,7 +9,6 @@ unreachable, the test fails with the reason.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -18,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine, Table, create_engine, make_url, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from ir.adapters.audit.keys import DataKeys, load_kek
-from ir.adapters.audit.writer import associated_data
+from ir.adapters.audit.export import decrypt
+from ir.adapters.audit.keys import DataKeys
 from ir.adapters.clock import SimulatedClock
 from ir.adapters.db.engine import make_engine
 from ir.adapters.db.schema import upgrade
@@ -137,16 +135,15 @@ def table_rows(app: App, table: Table) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute(select(table).order_by(*key)).mappings()]
 
 
-def decrypt_audit(app: App, settings: Settings) -> list[dict[str, Any]]:
-    """Every audit record, decrypted as an auditor's tool would: keys unwrapped afresh from the database
-    with the key-encryption key (no key cached by the process that wrote them)."""
-    keys = DataKeys(load_kek(key_file=settings.kek_file, env_value=settings.audit_kek))
+def decrypt_audit(app: App) -> list[dict[str, Any]]:
+    """Every audit record, decrypted as an auditor's tool does: data keys unwrapped afresh from the
+    database with the key-encryption keys (none of the keys the writing process cached)."""
+    keys = DataKeys(app.db.keys.keyring)
     out = []
     with app.db.connection() as conn:
-        for row in conn.execute(select(audit_records).order_by(audit_records.c.created_at, audit_records.c.id)):
-            key = keys.get(conn, row.key_id)
-            body = bytes(row.body)
-            aad = associated_data(row.log_id, row.id, row.key_id, row.subject_ref)
-            record: dict[str, Any] = json.loads(AESGCM(key).decrypt(body[:12], body[12:], aad))
-            out.append(record)
+        rows = conn.execute(select(audit_records).order_by(audit_records.c.created_at, audit_records.c.id)).all()
+        for row in rows:
+            found = decrypt(conn, keys, row.log_id, row)
+            assert found.ok and found.content is not None, f"audit record {row.id} unreadable: {found.problem}"
+            out.append(found.content)
     return out

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ir.app.permissions import authorize
-from ir.app.ports import PlaybookSource, StaleIncident, UnitOfWork, UnitOfWorkFactory
+from ir.app.ports import PlaybookSource, StaleIncident, StoredRow, UnitOfWork, UnitOfWorkFactory
 from ir.domain import decisions
 from ir.domain.clocks import Clock, ClockName
 from ir.domain.commands import (
@@ -36,7 +36,7 @@ from ir.domain.commands import (
 )
 from ir.domain.deadlines import CalendarFor
 from ir.domain.errors import Conflict, InvalidInput
-from ir.domain.events import Event, IncidentOpened, event_to_dict
+from ir.domain.events import Event, IncidentOpened
 from ir.domain.facts import check_fact_value, fact_named
 from ir.domain.incident import Incident, Mode
 from ir.domain.levels import ResponseLevel
@@ -229,8 +229,8 @@ class Handlers:
         if c.level is not None:
             events += decisions.declare_level(probe, _level(c.level), actor=c.actor.id, now=now, reason=None)
         with self.uow() as uow:
-            incident = uow.incidents.add(Incident(id=0, playbook=playbook), events)
-            self._audit(uow, c, "incident.open", incident, events)
+            incident, stored = uow.incidents.add(Incident(id=0, playbook=playbook), events)
+            self._audit(uow, c, "incident.open", stored)
             uow.commit()
         return Outcome(incident.id, incident.version, events, incident, incident=incident)
 
@@ -251,12 +251,12 @@ class Handlers:
                 now = incident.now(self.clock.now())
                 events = decide(incident, now)
                 try:
-                    uow.incidents.append(incident, events)
+                    stored = uow.incidents.append(incident, events)
                 except StaleIncident:
                     if attempt == 2:
                         raise Conflict(f"incident {c.incident_id} was changed by someone else: try again") from None
                     continue
-                self._audit(uow, c, action, incident, events)
+                self._audit(uow, c, action, stored)
                 uow.commit()
                 return Outcome(incident.id, incident.version, events, incident=incident)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -284,8 +284,8 @@ class Handlers:
             now = incident.now(self.clock.now())
             events = decide(incident, now)
             uow.evidence.put(c.content, c.media_type)
-            uow.incidents.append(incident, events)
-            self._audit(uow, c, "step.evidence", incident, events)
+            stored = uow.incidents.append(incident, events)
+            self._audit(uow, c, "step.evidence", stored)
             uow.commit()
         return Outcome(incident.id, incident.version, events)
 
@@ -309,8 +309,8 @@ class Handlers:
             )
             if events:
                 uow.evidence.put(c.answer, "application/json")
-                uow.incidents.append(incident, events)
-                self._audit(uow, c, "step.action_result", incident, events)
+                stored = uow.incidents.append(incident, events)
+                self._audit(uow, c, "step.action_result", stored)
                 uow.commit()
         return Outcome(incident.id, incident.version, events)
 
@@ -319,13 +319,19 @@ class Handlers:
     def _facts(self, incident: Incident, raw: dict[str, object]) -> dict[str, Any]:
         return {name: check_fact_value(fact_named(incident.playbook, name), value) for name, value in raw.items()}
 
-    def _audit(self, uow: UnitOfWork, c: Command, action: str, incident: Incident, events: Sequence[Event]) -> None:
+    def _audit(self, uow: UnitOfWork, c: Command, action: str, stored: Sequence[StoredRow]) -> None:
+        """One audit record per stored event, fingerprinting it (fail closed: in the same transaction)."""
         at = self.clock.now()
-        for e in events:
-            payload = event_to_dict(e)
-            payload["kind"] = e.kind
-            payload["incident_version"] = incident.version
-            uow.audit.record(action=action, actor=c.actor.id, subject=f"incident:{incident.id}", payload=payload, at=at)
+        for row in stored:
+            uow.audit.record(
+                action=action,
+                actor=c.actor.id,
+                subject=f"incident:{row.incident_id}",
+                payload={"kind": row.kind, "seq": row.seq, "event": row.payload},
+                at=at,
+                ref=f"incident:{row.incident_id}#{row.seq}",
+                digest=uow.audit.event_digest(row.incident_id, row.seq, row.kind, row.payload),
+            )
 
 
 def _level(text: str) -> ResponseLevel:

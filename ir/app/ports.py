@@ -26,8 +26,18 @@ class StoredEvent:
     event: Event
 
 
+@dataclass(frozen=True, slots=True)
+class StoredRow:
+    """An event as stored: what its audit record fingerprints."""
+
+    incident_id: int
+    seq: int
+    kind: str
+    payload: str
+
+
 class IncidentRepository(Protocol):
-    def add(self, incident: Incident, events: Sequence[Event]) -> Incident:
+    def add(self, incident: Incident, events: Sequence[Event]) -> tuple[Incident, list[StoredRow]]:
         """Store a new incident (its id is allocated here) and fold its first events into it."""
         ...
 
@@ -35,9 +45,9 @@ class IncidentRepository(Protocol):
         """The incident folded up to its latest event (NotFound); `fresh` bypasses any cache."""
         ...
 
-    def append(self, incident: Incident, events: Sequence[Event]) -> None:
+    def append(self, incident: Incident, events: Sequence[Event]) -> list[StoredRow]:
         """Append events at the incident's version (StaleIncident if it moved on), fold them into it, and
-        update the projections they touch, in the current transaction."""
+        update the projections they touch, in the current transaction; returns the rows as stored."""
         ...
 
     def events(self, incident_id: int, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]: ...
@@ -52,9 +62,22 @@ class EvidenceStore(Protocol):
 
 
 class AuditTrail(Protocol):
-    def record(self, *, action: str, actor: str, subject: str, payload: dict[str, Any], at: datetime) -> None:
-        """Write one encrypted audit record in the current transaction (fail closed)."""
+    def record(
+        self,
+        *,
+        action: str,
+        actor: str,
+        subject: str,
+        payload: dict[str, Any],
+        at: datetime,
+        ref: str = "",
+        digest: bytes = ...,
+    ) -> None:
+        """Write one encrypted audit record in the current transaction (fail closed). `ref` and `digest`
+        name and fingerprint the stored row it records (an incident event), for keyless checking."""
         ...
+
+    def event_digest(self, incident_id: int, seq: int, kind: str, payload: str) -> bytes: ...
 
 
 class UnitOfWork(Protocol):

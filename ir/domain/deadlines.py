@@ -119,20 +119,22 @@ def notification_deadlines(inc: Incident, calendar_for: CalendarFor | None) -> l
         if due is None:
             continue
         first = due_instant(inc, due, calendar_for)
-        sent = inc.notifications_sent.get(note.id, [])
-        relevant = sent
+        sent = sorted(inc.notifications_sent.get(note.id, []))
         done: datetime | None = None
         due_at = first
-        if relevant:
+        if sent:
             if note.repeat is not None and not note.repeat.is_working and note.repeat.seconds:
+                # each sending answers the due time set by the one before it (the first: the first due)
+                every = timedelta(seconds=note.repeat.seconds)
                 ended = inc.clock(ClockName.RESTORATION_FULL) or inc.clock(ClockName.RESPONSE_END)
-                last = max(relevant)
+                last = sent[-1]
                 if ended is not None and last >= ended:
                     done = last
+                    due_at = sent[-2] + every if len(sent) > 1 else first
                 else:
-                    due_at = last + timedelta(seconds=note.repeat.seconds)
+                    due_at = last + every
             else:
-                done = min(relevant)
+                done = sent[0]
         out.append(
             Deadline(
                 ref=f"notification:{note.id}",
@@ -259,6 +261,7 @@ def touched_refs(incident: Incident, events: Sequence[Event]) -> set[str] | None
             if isinstance(e, StepCompleted | StepSkipped):  # only these resolve a dependency
                 refs.update(f"step:{d}" for d in incident.playbook.dependants.get(step, ()))
                 refs.update(f"step:{d}" for d in anchored.get(step, ()))
+                refs.update(f"notification:{n}" for n in incident.playbook.notifications_anchored_to_step.get(step, ()))
                 if incident.playbook.steps[step].restores is not None:
                     return None
         else:

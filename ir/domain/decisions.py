@@ -165,6 +165,11 @@ def record_clock(
     recovery = (ClockName.RESTORATION_DEGRADED, ClockName.RESTORATION_FULL, ClockName.MITIGATION)
     if clock in recovery and detection and instant < detection:
         raise InvalidInput(f"{clock.value} cannot precede detection ({detection.isoformat()})", field="instant")
+    if clock is ClockName.DETECTION:
+        later = [(c, r.instant) for c, r in inc.clocks.items() if c in recovery and r.instant < instant]
+        if later:
+            name, when = later[0]
+            raise InvalidInput(f"detection cannot follow {name.value} ({when.isoformat()})", field="instant")
     previous = inc.clocks.get(clock)
     why = _text(reason, "reason")
     if previous is not None:
@@ -351,6 +356,8 @@ def check_item(inc: Incident, step_id: str, item: int, *, checked: bool, actor: 
         raise InvalidInput(
             f"step '{step_id}' has {len(step.checklist)} checklist item(s); no item {item}", field="item"
         )
+    if inc.step_status(step_id) is StepStatus.NOT_APPLICABLE:
+        raise _not_applicable(inc, step)
     prog = inc.steps.get(step_id)
     is_checked = prog is not None and (item - 1) in prog.checked
     if is_checked == checked:

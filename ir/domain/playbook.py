@@ -297,6 +297,16 @@ class Playbook:
         return {k: tuple(v) for k, v in out.items()}
 
     @cached_property
+    def notifications_anchored_to_step(self) -> dict[str, tuple[str, ...]]:
+        """For each step, the notifications with a due time counting from its completion."""
+        out: dict[str, list[str]] = {}
+        for n in self.notifications.values():
+            for due in n.due.values():
+                if due.anchor_step is not None and n.id not in out.get(due.anchor_step, []):
+                    out.setdefault(due.anchor_step, []).append(n.id)
+        return {k: tuple(v) for k, v in out.items()}
+
+    @cached_property
     def anchored_to_step(self) -> dict[str, tuple[str, ...]]:
         """For each step, the steps whose due time counts from its completion."""
         out: dict[str, list[str]] = {}

@@ -169,8 +169,16 @@ def test_a_commanders_session(session: Session) -> None:
 def test_the_worker_marks_overdue_work_once(session: Session) -> None:
     session("db", "upgrade")
     session(
-        "open", "ddos", "--title", "old attack", "--level", "II", "--fact", "affected_users=1,200,000",
-        "--detected", (datetime.now().astimezone() - timedelta(hours=5)).isoformat(timespec="seconds"),
+        "open",
+        "ddos",
+        "--title",
+        "old attack",
+        "--level",
+        "II",
+        "--fact",
+        "affected_users=1,200,000",
+        "--detected",
+        (datetime.now().astimezone() - timedelta(hours=5)).isoformat(timespec="seconds"),
     )
     first = session("worker", "--once")
     lines = [line for line in first.err.splitlines() if line.startswith("incident 1:")]

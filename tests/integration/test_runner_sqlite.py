@@ -83,7 +83,7 @@ def test_every_pooled_connection_is_durable_wal(sqlite_app: App) -> None:
             with engine.connect() as conn:
                 results.append(pragmas(conn))
                 ready.wait()  # all eight open at once
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=check) for _ in range(8)]

@@ -4,6 +4,7 @@ concurrency, projections equal to a rebuild, snapshots, evidence, migrations and
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 from collections import Counter
 from datetime import timedelta
@@ -29,7 +30,7 @@ from ir.bootstrap import App, build
 from ir.config import Settings
 from ir.domain import commands as c
 from ir.domain.errors import Conflict, InvalidTransition, IrError, NotMigrated
-from ir.domain.events import event_from_dict
+from ir.domain.events import ChecklistItemChecked, event_from_dict
 from ir.domain.incident import Incident, StepStatus, fold
 from ir.domain.snapshot import to_snapshot
 from tests.conftest import ACTOR, AppFactory, decrypt_audit, table_rows
@@ -192,7 +193,7 @@ def test_concurrent_writers_never_lose_an_update(app: App, make_app: AppFactory)
             except Conflict:
                 with lock:
                     refused.append(text_)
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:  # reported below
                 with lock:
                     errors.append(exc)
             else:
@@ -238,7 +239,7 @@ def test_concurrent_toggles_in_one_process_keep_the_stream_valid(app: App) -> No
                 )
             except InvalidTransition:  # someone toggled it first (Conflict is one too)
                 pass
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:  # reported below
                 errors.append(exc)
 
     threads = [threading.Thread(target=toggler) for _ in range(4)]
@@ -248,9 +249,9 @@ def test_concurrent_toggles_in_one_process_keep_the_stream_valid(app: App) -> No
         t.join(timeout=60)
     assert not errors, errors
     with app.db.read() as repo:
-        flags = [getattr(s.event, "checked") for s in repo.events(iid) if s.event.kind == "checklist_item_checked"]
+        flags = [s.event.checked for s in repo.events(iid) if isinstance(s.event, ChecklistItemChecked)]
     assert flags, "no toggle succeeded"
-    assert all(a != b for a, b in zip(flags, flags[1:], strict=False)), f"an invalid transition was stored: {flags}"
+    assert all(a != b for a, b in itertools.pairwise(flags)), f"an invalid transition was stored: {flags}"
     assert flags[0] is True
     assert to_snapshot(loaded(app, iid)) == to_snapshot(folded_from_events(app, iid))
 
@@ -441,7 +442,7 @@ def test_one_encrypted_audit_record_per_event(app: App, clock: SimulatedClock, s
     assert not any("incident" in r for r in refs)
     assert len(set(refs)) == 2  # one reference per incident, not the id itself
 
-    records = decrypt_audit(app, settings)
+    records = decrypt_audit(app)
     assert Counter((r["subject"], r["payload"]["kind"]) for r in records) == Counter(
         (f"incident:{i}", kind) for i, kind in events
     )
@@ -497,7 +498,7 @@ def test_audit_records_stay_readable_after_a_failed_first_command(
         used = {k for (k,) in conn.execute(select(audit_records.c.key_id))}
         stored = {k for (k,) in conn.execute(select(audit_keys.c.key_id))}
     assert used <= stored, f"audit records encrypted under keys never stored: {sorted(used - stored)}"
-    records = decrypt_audit(make_app(), settings)
+    records = decrypt_audit(make_app())
     assert [r["payload"]["kind"] for r in records] == ["incident_opened", "level_declared"]
     assert {r["subject"] for r in records} == {f"incident:{iid}"}
 

@@ -88,7 +88,7 @@ def test_marks_are_audited(app: App, clock: SimulatedClock, settings: Settings) 
     iid = open_ddos(app)
     audited_before = len(table_rows(app, audit_records))
     marks, _ = tick(app, clock.advance(20 * M))
-    records = decrypt_audit(app, settings)
+    records = decrypt_audit(app)
     assert len(records) == audited_before + len(marks)
     timer_records = [r for r in records if r["action"].startswith("timer.")]
     assert {(r["subject"], r["action"], r["payload"]["ref"]) for r in timer_records} == {

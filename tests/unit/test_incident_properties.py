@@ -44,7 +44,7 @@ from tests.builders import RUN_START, IncidentRun, runner_playbook
 PLAYBOOK = runner_playbook()
 STEP_IDS = [*PLAYBOOK.steps, "nope"]
 ACTORS = ["alice", "bob", "carol"]
-REASONS = st.sampled_from([None, "", "because"])
+REASONS = st.sampled_from(["because", None, "", "because"])
 MINUTES = st.integers(min_value=0, max_value=90)
 
 
@@ -71,7 +71,7 @@ FACT_VALUES: dict[str, st.SearchStrategy[FactValue]] = {
     "cii_involved": st.none() | st.booleans(),
     "outage_duration": st.none() | st.sampled_from(["30m", "90m", "1h30m", "2h"]),
 }
-facts = st.fixed_dictionaries({}, optional=FACT_VALUES)  # type: ignore[arg-type]
+facts = st.fixed_dictionaries({}, optional=FACT_VALUES)
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,9 @@ class Act:
 
     def call(self, inc: Incident, now: datetime) -> list[Event]:
         a = self.args
-        who = {"actor": self.actor, "now": now}
+        if a and isinstance(a[0], int) and self.name in WANTED:
+            a = (pick(inc, a[0], self.name), *a[1:])
+        who: dict[str, Any] = {"actor": self.actor, "now": now}
         match self.name:
             case "level":
                 return decisions.declare_level(inc, a[0], reason=a[1], **who)
@@ -123,16 +125,40 @@ class Act:
         raise AssertionError(self.name)
 
 
+OPEN = frozenset({StepStatus.PENDING, StepStatus.READY, StepStatus.IN_PROGRESS, StepStatus.FAILED})
+WANTED: dict[str, frozenset[StepStatus]] = {
+    "start": frozenset({StepStatus.READY}),
+    "complete": frozenset({StepStatus.READY, StepStatus.IN_PROGRESS}),
+    "fail": frozenset({StepStatus.IN_PROGRESS}),
+    "retry": frozenset({StepStatus.FAILED}),
+    "skip": OPEN,
+    "approve": OPEN,
+    "evidence": OPEN,
+    "check": OPEN,
+}
+
+
+def pick(inc: Incident, k: int, name: str) -> str:
+    """The k-th step (mod their number) that the act could apply to now, or of all steps when none could:
+    so that random sequences get deep into a response instead of being mostly refused."""
+    wanted = WANTED[name]
+    candidates = [
+        sid
+        for sid, status in inc.statuses().items()
+        if status in wanted
+        and (name != "approve" or PLAYBOOK.steps[sid].approvals)
+        and (name != "check" or PLAYBOOK.steps[sid].checklist)
+        and (name != "evidence" or PLAYBOOK.steps[sid].evidence_required)
+    ]
+    candidates = candidates[::-1] or list(PLAYBOOK.steps)  # the deepest first: drive the response forward
+    return candidates[k % len(candidates)]
+
+
 def act(name: str, *args: st.SearchStrategy[Any]) -> st.SearchStrategy[Act]:
-    return st.builds(
-        lambda actor, later, *values: Act(name, tuple(values), actor, later),
-        st.sampled_from(ACTORS),
-        MINUTES,
-        *args,
-    )
+    return st.builds(Act, st.just(name), st.tuples(*args), st.sampled_from(ACTORS), MINUTES)
 
 
-steps = st.sampled_from(STEP_IDS)
+steps: st.SearchStrategy[str | int] = st.sampled_from(STEP_IDS) | st.integers(min_value=0, max_value=9)
 acts = st.one_of(
     act("level", st.sampled_from(list(ResponseLevel)), REASONS),
     act("facts", facts),
@@ -140,17 +166,19 @@ acts = st.one_of(
     act("start", steps),
     act("complete", steps, st.sampled_from([None, "ok"])),
     act("complete", steps, st.sampled_from([None, "ok"])),
+    act("complete", steps, st.sampled_from([None, "ok"])),
     act("skip", steps, REASONS),
     act("fail", steps, REASONS),
     act("retry", steps),
     act("approve", steps, st.sampled_from([None, "commander", "noc", "security"])),
+    act("approve", steps, st.sampled_from([None, "commander", "noc"])),
     act("evidence", steps, st.sampled_from(["a" * 64, "b" * 64])),
     act("check", steps, st.integers(min_value=0, max_value=4), st.booleans()),
     act("note", st.sampled_from(["", "x", "probe 3 flapping"]), st.sampled_from([None, "confirm", "nope"])),
     act("clock", st.sampled_from(list(ClockName)), st.integers(min_value=-600, max_value=60), REASONS),
     act("restore", st.booleans(), st.none() | st.integers(min_value=-10, max_value=300), REASONS),
     act("notify", st.sampled_from([*PLAYBOOK.notifications, "nope"])),
-    act("close", REASONS),
+    act("close", st.sampled_from([None] * 9 + ["handed over"])),
 )
 
 
@@ -242,8 +270,8 @@ def run_sequence(
     return checked
 
 
-openings = st.tuples(facts, st.none() | st.sampled_from(list(ResponseLevel)))
-sequences = st.lists(acts, max_size=40)
+openings = st.tuples(facts, st.sampled_from([*ResponseLevel, *ResponseLevel, None]))
+sequences = st.lists(acts, min_size=15, max_size=80)
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -950,6 +950,17 @@ def test_recovery_cannot_precede_detection(clock: ClockName) -> None:
     run.do(decisions.record_clock, clock, T0, reason=None)
 
 
+def test_detection_cannot_be_corrected_to_after_restoration() -> None:
+    # the same ordering that recording a restoration before detection is refused for: otherwise RTO
+    # reads a negative recovery time (restored 1h before detection) and reports it met
+    run = IncidentRun(level=II)
+    run.advance(hours=5)
+    run.do(decisions.restore, degraded=True, at=T0 + timedelta(hours=3), reason=None)
+    error = run.refuse(decisions.record_clock, ClockName.DETECTION, T0 + timedelta(hours=4), reason="wrong alarm")
+    assert isinstance(error, InvalidInput)
+    assert error.field == "instant"
+
+
 def test_clock_input_mistakes() -> None:
     run = IncidentRun()
     assert refusal(run, InvalidInput, decisions.record_clock, ClockName.CLOSURE, T0, reason=None) == (

@@ -1,5 +1,11 @@
-"""The audit log's keys: a key-encryption key kept outside the database (a key file created with mode
-0600, or the environment) wraps per-period data keys (AES key wrap) stored in the database."""
+"""The audit log's keys.
+
+A key-encryption key (KEK) lives outside the database: in a key ring folder of key files (each created
+with mode 0600, named by its id, with a `current` file naming the one in use) or in the environment
+(IR_AUDIT_KEK, base64). It wraps (AES key wrap, RFC 3394) the data keys kept in the database: one per
+calendar month for audit records, and one per person for personal data. Rotating the KEK re-wraps the
+data keys and never rewrites a record; a KEK that still wraps a data key cannot be retired.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,11 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
-from sqlalchemy import Connection, insert, select
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+from sqlalchemy import Connection, func, insert, select, update
 
-from ir.adapters.db.tables import audit_keys
+from ir.adapters.db.tables import audit_keys, subject_keys
+from ir.domain.errors import InvalidTransition, NotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,50 +30,151 @@ class Kek:
     id: str
     key: bytes
 
-    @property
-    def subject_key(self) -> bytes:
-        """The key of the HMAC that turns a subject id into its reference (never the id itself)."""
-        return hmac.new(self.key, b"ir subject reference v1", hashlib.sha256).digest()
+
+def kek_id_of(raw: bytes) -> str:
+    return "kek-" + hashlib.sha256(b"ir kek id" + raw).hexdigest()[:12]
 
 
-def load_kek(*, key_file: str, env_value: str | None = None) -> Kek:
-    """The KEK from IR_AUDIT_KEK (base64) or a key file, created with mode 0600 on first use."""
-    if env_value:
-        raw = base64.b64decode(env_value)
-        if len(raw) != 32:
-            raise ValueError("IR_AUDIT_KEK must be 32 bytes, base64-encoded")
-        return Kek(_kek_id(raw), raw)
-    if not os.path.exists(key_file):
-        os.makedirs(os.path.dirname(os.path.abspath(key_file)), exist_ok=True)
-        raw = secrets.token_bytes(32)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(base64.b64encode(raw).decode() + "\n")
-    mode = os.stat(key_file).st_mode & 0o777
+def _write_secret(path: str, raw: bytes) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(base64.b64encode(raw).decode() + "\n")
+
+
+def _read_secret(path: str) -> bytes:
+    mode = os.stat(path).st_mode & 0o777
     if mode & 0o077:
-        raise PermissionError(f"the key file {key_file} is readable by others (mode {mode:o}): chmod 600 it")
-    with open(key_file) as fh:
+        raise PermissionError(f"the key file {path} is readable by others (mode {mode:o}): chmod 600 it")
+    with open(path) as fh:
         raw = base64.b64decode(fh.read().strip())
     if len(raw) != 32:
-        raise ValueError(f"the key file {key_file} does not hold a 32-byte key")
-    return Kek(_kek_id(raw), raw)
+        raise ValueError(f"the key file {path} does not hold a 32-byte key")
+    return raw
 
 
-def _kek_id(raw: bytes) -> str:
-    return "kek-" + hashlib.sha256(b"ir kek id" + raw).hexdigest()[:12]
+class Keyring:
+    """The KEKs this deployment knows, and which one wraps new data keys."""
+
+    def __init__(self, *, folder: str, env_value: str | None = None) -> None:
+        self.folder = folder
+        self._keks: dict[str, Kek] = {}
+        self._current: str
+        if env_value:
+            raw = base64.b64decode(env_value)
+            if len(raw) != 32:
+                raise ValueError("IR_AUDIT_KEK must be 32 bytes, base64-encoded")
+            kek = Kek(kek_id_of(raw), raw)
+            self._keks[kek.id] = kek
+            self._current = kek.id
+            self._load_folder(required=False)
+            return
+        self._load_folder(required=False)
+        current_file = os.path.join(folder, "current")
+        if os.path.exists(current_file):
+            with open(current_file) as fh:
+                self._current = fh.read().strip()
+            if self._current not in self._keks:
+                raise NotFound(f"the current key-encryption key {self._current} has no key file in {folder}")
+        else:
+            self._current = self._new_key().id
+
+    def _load_folder(self, *, required: bool) -> None:
+        if not os.path.isdir(self.folder):
+            return
+        for name in os.listdir(self.folder):
+            if name.startswith("kek-") and name.endswith(".key"):
+                raw = _read_secret(os.path.join(self.folder, name))
+                kek = Kek(kek_id_of(raw), raw)
+                self._keks[kek.id] = kek
+
+    def _new_key(self) -> Kek:
+        raw = secrets.token_bytes(32)
+        kek = Kek(kek_id_of(raw), raw)
+        _write_secret(os.path.join(self.folder, f"{kek.id}.key"), raw)
+        self._set_current(kek.id)
+        self._keks[kek.id] = kek
+        return kek
+
+    def _set_current(self, kek_id: str) -> None:
+        os.makedirs(self.folder, exist_ok=True)
+        tmp = os.path.join(self.folder, f".current-{os.getpid()}")
+        with open(tmp, "w") as fh:
+            fh.write(kek_id + "\n")
+        os.replace(tmp, os.path.join(self.folder, "current"))
+        self._current = kek_id
+
+    @property
+    def current(self) -> Kek:
+        return self._keks[self._current]
+
+    def get(self, kek_id: str) -> Kek:
+        found = self._keks.get(kek_id)
+        if found is None:
+            raise NotFound(f"no key-encryption key {kek_id} in {self.folder} (was it retired too early?)")
+        return found
+
+    @property
+    def ids(self) -> list[str]:
+        return sorted(self._keks)
+
+    @property
+    def subject_key(self) -> bytes:
+        """The key of the HMAC turning a subject id into its reference. Derived from the first KEK ever
+        made, so references stay the same across rotations: kept in its own file."""
+        path = os.path.join(self.folder, "subject-ref.key")
+        if not os.path.exists(path):
+            _write_secret(path, hmac.new(self.current.key, b"ir subject reference v1", hashlib.sha256).digest())
+        return _read_secret(path)
+
+    # -- rotation -------------------------------------------------------------------------------------
+
+    def rotate(self, conn: Connection) -> tuple[str, str, int]:
+        """A new KEK becomes current; every data key is re-wrapped under it. Returns (old, new, count)."""
+        old = self.current
+        new = self._new_key()
+        count = 0
+        for table, key_col in ((audit_keys, audit_keys.c.key_id), (subject_keys, subject_keys.c.subject_ref)):
+            rows = conn.execute(select(key_col, table.c.kek_id, table.c.wrapped).where(table.c.wrapped.is_not(None)))
+            for key_id, kek_id, wrapped in rows.all():
+                raw = aes_key_unwrap(self.get(kek_id).key, bytes(wrapped))
+                conn.execute(
+                    update(table).where(key_col == key_id).values(kek_id=new.id, wrapped=aes_key_wrap(new.key, raw))
+                )
+                count += 1
+        return old.id, new.id, count
+
+    def retire(self, conn: Connection, kek_id: str) -> None:
+        if kek_id == self._current:
+            raise InvalidTransition(f"{kek_id} is the current key-encryption key: rotate first (ir audit rotate-kek)")
+        self.get(kek_id)
+        used = sum(
+            int(conn.execute(select(func.count()).select_from(t).where(t.c.kek_id == kek_id)).scalar_one())
+            for t in (audit_keys, subject_keys)
+        )
+        if used:
+            raise InvalidTransition(f"{kek_id} still wraps {used} data key(s): it cannot be retired")
+        path = os.path.join(self.folder, f"{kek_id}.key")
+        os.replace(path, path + ".retired")
+        os.chmod(path + ".retired", 0o600)
+        del self._keks[kek_id]
 
 
 class DataKeys:
     """Data keys per calendar month, unwrapped once per process."""
 
-    def __init__(self, kek: Kek) -> None:
-        self.kek = kek
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
         self._keys: dict[str, bytes] = {}
         self._current: dict[str, str] = {}  # period -> key id
         self._lock = threading.Lock()
 
+    @property
+    def subject_key(self) -> bytes:
+        return self.keyring.subject_key
+
     def current(self, conn: Connection, at: datetime) -> tuple[str, bytes]:
-        period = at.strftime("%Y%m")
+        period = f"{at.year:04d}{at.month:02d}"
         with self._lock:
             key_id = self._current.get(period)
             if key_id is not None:
@@ -78,18 +186,15 @@ class DataKeys:
             .order_by(audit_keys.c.created_at.desc())
         ).first()
         if row is not None:
-            key = self._unwrap(row[2], row[1])
+            key = self._unwrap(str(row[2]), bytes(row[1]))
             key_id = str(row[0])
         else:
             key = secrets.token_bytes(32)
             key_id = f"dek-{period}-{secrets.token_hex(4)}"
+            kek = self.keyring.current
             conn.execute(
                 insert(audit_keys).values(
-                    key_id=key_id,
-                    kek_id=self.kek.id,
-                    wrapped=aes_key_wrap(self.kek.key, key),
-                    created_at=at,
-                    retired=False,
+                    key_id=key_id, kek_id=kek.id, wrapped=aes_key_wrap(kek.key, key), created_at=at, retired=False
                 )
             )
         with self._lock:
@@ -106,16 +211,17 @@ class DataKeys:
             select(audit_keys.c.wrapped, audit_keys.c.kek_id).where(audit_keys.c.key_id == key_id)
         ).first()
         if row is None:
-            raise KeyError(key_id)
-        key = self._unwrap(row[1], row[0])
+            raise NotFound(f"no data key {key_id}")
+        key = self._unwrap(str(row[1]), bytes(row[0]))
         with self._lock:
             self._keys[key_id] = key
         return key
 
     def _unwrap(self, kek_id: str, wrapped: bytes) -> bytes:
-        if kek_id != self.kek.id:
-            raise PermissionError(f"data key wrapped by {kek_id}, but the key-encryption key in use is {self.kek.id}")
-        return aes_key_unwrap(self.kek.key, bytes(wrapped))
+        try:
+            return aes_key_unwrap(self.keyring.get(kek_id).key, wrapped)
+        except InvalidUnwrap:
+            raise PermissionError(f"a data key wrapped by {kek_id} does not unwrap: wrong key file?") from None
 
     def forget(self) -> None:
         with self._lock:

@@ -18,13 +18,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, bindparam, insert
 
 from ir.adapters.audit.keys import DataKeys
+from ir.adapters.audit.record_format import NO_DIGEST, event_digest
 from ir.adapters.db import sqlite_fast
 from ir.adapters.db.tables import audit_records
 
 _INSERT = insert(audit_records)
 _SQLITE_INSERT = sqlite_fast.compiled(
     insert(audit_records).values(
-        {n: bindparam(n) for n in ("id", "log_id", "created_at", "key_id", "subject_ref", "body")}
+        {n: bindparam(n) for n in ("id", "log_id", "created_at", "key_id", "subject_ref", "ref", "digest", "body")}
     )
 )
 _CIPHERS: dict[bytes, AESGCM] = {}
@@ -46,12 +47,25 @@ class SqlAuditTrail:
         self.conn = conn
         self.log_id = log_id
         self.keys = keys
-        self._subject_key = keys.kek.subject_key
+        self._subject_key = keys.subject_key
+
+    def event_digest(self, incident_id: int, seq: int, kind: str, payload: str) -> bytes:
+        return event_digest(incident_id, seq, kind, payload)
 
     def subject_ref(self, subject: str) -> str:
         return hmac.new(self._subject_key, subject.encode(), hashlib.sha256).hexdigest()[:32]
 
-    def record(self, *, action: str, actor: str, subject: str, payload: dict[str, Any], at: datetime) -> None:
+    def record(
+        self,
+        *,
+        action: str,
+        actor: str,
+        subject: str,
+        payload: dict[str, Any],
+        at: datetime,
+        ref: str = "",
+        digest: bytes = NO_DIGEST,
+    ) -> None:
         key_id, key = self.keys.current(self.conn, at)
         record_id = os.urandom(16).hex()
         subject_ref = self.subject_ref(subject)
@@ -71,6 +85,8 @@ class SqlAuditTrail:
             "created_at": at,
             "key_id": key_id,
             "subject_ref": subject_ref,
+            "ref": ref,
+            "digest": digest,
             "body": body,
         }
         raw = sqlite_fast.driver(self.conn)

@@ -21,7 +21,7 @@ from ir.adapters.db.tables import (
     playbook_versions,
     work_items,
 )
-from ir.app.ports import StaleIncident, StoredEvent
+from ir.app.ports import StaleIncident, StoredEvent, StoredRow
 from ir.domain.clocks import ClockName
 from ir.domain.deadlines import CalendarFor, Deadline, deadlines, touched_refs
 from ir.domain.errors import NotFound
@@ -172,7 +172,7 @@ class SqlIncidentRepository:
 
     # -- writing ------------------------------------------------------------------------------------
 
-    def add(self, incident: Incident, events: Sequence[Event]) -> Incident:
+    def add(self, incident: Incident, events: Sequence[Event]) -> tuple[Incident, list[StoredRow]]:
         """Store a new incident; its id is allocated by the database."""
         pb = incident.playbook
         self.playbooks.remember(pb)
@@ -209,22 +209,22 @@ class SqlIncidentRepository:
         ).inserted_primary_key
         assert new_id is not None
         incident.id = int(new_id[0])
-        self._write_events(incident.id, 0, events)
+        stored = self._write_events(incident.id, 0, events)
         for e in events:
             incident.apply(e)
         self._update_head(incident, None)
         self._refresh_work_items(incident, None)
         self.touched.add(incident.id)
         self.cache.put(incident)
-        return incident
+        return incident, stored
 
-    def append(self, incident: Incident, events: Sequence[Event]) -> None:
+    def append(self, incident: Incident, events: Sequence[Event]) -> list[StoredRow]:
         if not events:
-            return
+            return []
         expected = incident.version
         self.touched.add(incident.id)
         try:
-            self._write_events(incident.id, expected, events)
+            stored = self._write_events(incident.id, expected, events)
         except IntegrityError:
             self.cache.evict(incident.id)
             raise StaleIncident() from None
@@ -236,9 +236,10 @@ class SqlIncidentRepository:
         self._refresh_work_items(incident, refs)
         if incident.version // SNAPSHOT_EVERY != expected // SNAPSHOT_EVERY:
             self._snapshot(incident)
+        return stored
 
-    def _write_events(self, incident_id: int, after: int, events: Sequence[Event]) -> None:
-        rows = [
+    def _write_events(self, incident_id: int, after: int, events: Sequence[Event]) -> list[StoredRow]:
+        rows: list[dict[str, Any]] = [
             {
                 "incident_id": incident_id,
                 "seq": after + i,
@@ -252,8 +253,9 @@ class SqlIncidentRepository:
         raw = sqlite_fast.driver(self.conn)
         if raw is not None:
             raw.executemany(_SQLITE_INSERT_EVENT, [sqlite_fast.bind(r) for r in rows])
-            return
-        self.conn.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
+        else:
+            self.conn.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
+        return [StoredRow(incident_id, r["seq"], r["kind"], r["payload"]) for r in rows]
 
     def _update_head(self, incident: Incident, before: tuple[object, ...] | None) -> None:
         """Update the incident-list row when what it shows changed (most step acts change nothing)."""

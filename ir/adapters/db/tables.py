@@ -167,10 +167,47 @@ audit_records = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("key_id", String(40), nullable=False),
     Column("subject_ref", String(64), nullable=False),
+    Column("ref", String(80), nullable=False),  # what it records, e.g. incident:42#17 (an event), or ""
+    Column("digest", LargeBinary, nullable=False),  # SHA-256 of the recorded row (an event), or 32 zero bytes
     Column("body", LargeBinary, nullable=False),  # nonce || AES-256-GCM ciphertext
     Column("seq", BigInteger),  # given by the sealer
     Column("prev_hash", LargeBinary),
     Column("entry_hash", LargeBinary),
     UniqueConstraint("log_id", "seq", name="uq_audit_records_seq"),
     Index("ix_audit_records_unsealed", "seq"),
+)
+
+# The head of each audit chain: only the sealer writes it (SQLite: under BEGIN IMMEDIATE; PostgreSQL:
+# SELECT ... FOR UPDATE on this row, held only while sealing one batch).
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("log_id", String(40), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("last_hash", LargeBinary, nullable=False),
+    Column("frontier", LargeBinary, nullable=False),  # the compact range: root hashes of perfect subtrees
+    Column("sealed_at", UTCDateTime, nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("log_id", String(40), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("root", LargeBinary, nullable=False),
+    Column("note", Text, nullable=False),  # the signed checkpoint, as published
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("published_at", UTCDateTime),  # when it reached the configured place outside the database
+    PrimaryKeyConstraint("log_id", "size"),
+)
+
+# Per-subject keys for personal data: destroying one erases that person everywhere (crypto-shredding).
+subject_keys = Table(
+    "subject_keys",
+    metadata,
+    Column("subject_ref", String(64), primary_key=True),
+    Column("kek_id", String(40)),
+    Column("wrapped", LargeBinary),  # NULL once shredded
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("shredded_at", UTCDateTime),
 )

@@ -39,8 +39,8 @@ def rebuild_projections(batch: int) -> None:
     from ir.adapters.db.rebuild import rebuild
     from ir.bootstrap import build
 
-    app = build()
-    count, events = rebuild(app.db, batch=batch)
+    with build() as app:
+        count, events = rebuild(app.db, batch=batch)
     click.echo(f"rebuilt projections of {count} incident(s) from {events} event(s)")
 
 
@@ -53,5 +53,6 @@ def worker(once: bool) -> None:
     from ir.adapters.scheduler.worker import run_worker
     from ir.bootstrap import build
 
-    app = build()
-    run_worker(app.db, app.clock, soon=timedelta(minutes=app.settings.due_soon_minutes), once=once)
+    with build() as app:
+        app.audit.start()
+        run_worker(app.db, app.clock, soon=timedelta(minutes=app.settings.due_soon_minutes), once=once)

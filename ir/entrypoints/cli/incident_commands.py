@@ -23,9 +23,12 @@ if TYPE_CHECKING:
 
 
 def _app() -> App:
+    """The application for this command; when the command ends, its audit records are sealed."""
     from ir.bootstrap import build
 
-    return build()
+    app = build()
+    click.get_current_context().call_on_close(app.close)
+    return app
 
 
 def _actor() -> Actor:

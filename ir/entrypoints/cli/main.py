@@ -33,6 +33,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("ir.entrypoints.cli.admin_commands", "db"),
     "admin": ("ir.entrypoints.cli.admin_commands", "admin"),
     "worker": ("ir.entrypoints.cli.admin_commands", "worker"),
+    "audit": ("ir.entrypoints.cli.audit_commands", "audit"),
 }
 
 

@@ -33,6 +33,8 @@ def upgrade() -> None:
     sa.Column('created_at', UTCDateTime(), nullable=False),
     sa.Column('key_id', sa.String(length=40), nullable=False),
     sa.Column('subject_ref', sa.String(length=64), nullable=False),
+    sa.Column('ref', sa.String(length=80), nullable=False),
+    sa.Column('digest', sa.LargeBinary(), nullable=False),
     sa.Column('body', sa.LargeBinary(), nullable=False),
     sa.Column('seq', sa.BigInteger(), nullable=True),
     sa.Column('prev_hash', sa.LargeBinary(), nullable=True),

@@ -1,0 +1,64 @@
+"""The audit log's moving parts in one process: the sealer, checkpoint publishing, and (in long-running
+processes) a background thread that seals shortly after each commit, so no command waits on the chain."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from ir.adapters.audit.checkpoints import CheckpointPublisher
+from ir.adapters.audit.sealer import Sealed, Sealer
+from ir.domain.clocks import Clock
+
+log = logging.getLogger("ir.audit")
+
+
+class AuditService:
+    def __init__(self, *, sealer: Sealer, publisher: CheckpointPublisher, clock: Clock) -> None:
+        self.sealer = sealer
+        self.publisher = publisher
+        self.clock = clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last: Sealed | None = None
+        self.failures = 0
+
+    def flush(self) -> Sealed:
+        """Seal everything committed, then publish new checkpoints."""
+        result = self.sealer.seal()
+        self.last = result
+        try:
+            self.publisher.publish_pending(self.clock.now())
+        except Exception as exc:  # the checkpoint stays unpublished and is retried on the next pass
+            self.failures += 1
+            log.warning("audit checkpoint not published yet: %s", exc)
+        return result
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self, *, idle: float = 1.0) -> None:
+        if self._thread is not None:
+            return
+
+        def run() -> None:
+            while not self._stop.is_set():
+                self._wake.wait(idle)
+                self._wake.clear()
+                try:
+                    self.flush()
+                except Exception as exc:  # retried on the next wake; never silently dropped
+                    self.failures += 1
+                    log.error("audit sealing failed (will retry): %s", exc)
+                    self._stop.wait(0.5)
+
+        self._thread = threading.Thread(target=run, name="ir-audit-sealer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None

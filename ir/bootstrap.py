@@ -22,6 +22,7 @@ from ir.adapters.playbooks.compiler import compile_source
 from ir.adapters.playbooks.library import PlaybookLibrary
 from ir.app.actions import ActionClient, ActionHook
 from ir.app.handlers import Handlers
+from ir.app.personal_data import PersonalData
 from ir.config import Settings
 from ir.domain.clocks import Clock
 from ir.domain.durations import WorkingCalendar
@@ -39,6 +40,7 @@ class App:
     handlers: Handlers
     audit: AuditService
     verifier_key: str
+    personal: PersonalData
 
     def close(self) -> None:
         """Seal and publish what this process wrote, stop background work, release the database."""
@@ -135,4 +137,5 @@ def build(
         handlers=handlers,
         audit=audit,
         verifier_key=verifier_key,
+        personal=PersonalData(uow=db.uow, clock=clock),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,14 +36,15 @@ from ir.domain.commands import (
 )
 from ir.domain.deadlines import CalendarFor
 from ir.domain.errors import Conflict, InvalidInput
-from ir.domain.events import Event, IncidentOpened
+from ir.domain.events import Event, IncidentOpened, NoteAdded
 from ir.domain.facts import check_fact_value, fact_named
 from ir.domain.incident import Incident, Mode
 from ir.domain.levels import ResponseLevel
+from ir.domain.playbook import Playbook
 
 MAX_EVIDENCE = 64 * 1024 * 1024
 
-Decide = Callable[[Incident, datetime], list[Event]]
+Decide = Callable[[Incident, datetime, UnitOfWork], list[Event]]
 
 
 @dataclass(slots=True)
@@ -70,56 +71,58 @@ class Handlers:
             SetFacts: lambda c: self._act(
                 c,
                 "fact.set",
-                lambda i, now: decisions.set_facts(
-                    i, self._facts(i, c.facts), actor=c.actor.id, now=now, reason=c.reason
+                lambda i, now, u: decisions.set_facts(
+                    i, self._facts(i, c.facts, u), actor=c.actor.id, now=now, reason=c.reason
                 ),
             ),
             RecordClock: lambda c: self._act(
                 c,
                 "clock.record",
-                lambda i, now: decisions.record_clock(
+                lambda i, now, u: decisions.record_clock(
                     i, _clock_name(c.clock), c.instant or now, actor=c.actor.id, now=now, reason=c.reason
                 ),
             ),
             DeclareLevel: lambda c: self._act(
                 c,
                 "level.declare",
-                lambda i, now: decisions.declare_level(i, _level(c.level), actor=c.actor.id, now=now, reason=c.reason),
+                lambda i, now, u: decisions.declare_level(
+                    i, _level(c.level), actor=c.actor.id, now=now, reason=c.reason
+                ),
             ),
             StartStep: lambda c: self._act(
                 c,
                 "step.start",
-                lambda i, now: decisions.start_step(i, c.step_id, actor=c.actor.id, now=now, assignee=c.assignee),
+                lambda i, now, u: decisions.start_step(i, c.step_id, actor=c.actor.id, now=now, assignee=c.assignee),
                 step=c.step_id,
             ),
             CompleteStep: lambda c: self._act(
                 c,
                 "step.complete",
-                lambda i, now: decisions.complete_step(i, c.step_id, actor=c.actor.id, now=now, note=c.note),
+                lambda i, now, u: decisions.complete_step(i, c.step_id, actor=c.actor.id, now=now, note=c.note),
                 step=c.step_id,
             ),
             SkipStep: lambda c: self._act(
                 c,
                 "step.skip",
-                lambda i, now: decisions.skip_step(i, c.step_id, actor=c.actor.id, now=now, reason=c.note),
+                lambda i, now, u: decisions.skip_step(i, c.step_id, actor=c.actor.id, now=now, reason=c.note),
                 step=c.step_id,
             ),
             FailStep: lambda c: self._act(
                 c,
                 "step.fail",
-                lambda i, now: decisions.fail_step(i, c.step_id, actor=c.actor.id, now=now, reason=c.note),
+                lambda i, now, u: decisions.fail_step(i, c.step_id, actor=c.actor.id, now=now, reason=c.note),
                 step=c.step_id,
             ),
             RetryStep: lambda c: self._act(
                 c,
                 "step.retry",
-                lambda i, now: decisions.retry_step(i, c.step_id, actor=c.actor.id, now=now, note=c.note),
+                lambda i, now, u: decisions.retry_step(i, c.step_id, actor=c.actor.id, now=now, note=c.note),
                 step=c.step_id,
             ),
             ApproveStep: lambda c: self._act(
                 c,
                 "step.approve",
-                lambda i, now: decisions.approve_step(
+                lambda i, now, u: decisions.approve_step(
                     i, c.step_id, role=c.role, actor=c.actor.id, now=now, note=c.note
                 ),
                 step=c.step_id,
@@ -127,40 +130,38 @@ class Handlers:
             CheckItem: lambda c: self._act(
                 c,
                 "step.check",
-                lambda i, now: decisions.check_item(i, c.step_id, c.item, checked=c.checked, actor=c.actor.id, now=now),
+                lambda i, now, u: decisions.check_item(
+                    i, c.step_id, c.item, checked=c.checked, actor=c.actor.id, now=now
+                ),
                 step=c.step_id,
             ),
             ConfirmAction: lambda c: self._act(
                 c,
                 "step.confirm_action",
-                lambda i, now: decisions.confirm_action(i, c.step_id, actor=c.actor.id, now=now),
+                lambda i, now, u: decisions.confirm_action(i, c.step_id, actor=c.actor.id, now=now),
                 step=c.step_id,
             ),
             AttachEvidence: self.attach_evidence,
             RecordActionResult: self.record_action_result,
-            AddNote: lambda c: self._act(
-                c,
-                "note.add",
-                lambda i, now: decisions.add_note(i, c.text, step_id=c.step_id, actor=c.actor.id, now=now),
-            ),
+            AddNote: lambda c: self._act(c, "note.add", lambda i, now, u: self._note(i, c, now, u)),
             MarkNotificationSent: lambda c: self._act(
                 c,
                 "notification.mark_sent",
-                lambda i, now: decisions.mark_notification_sent(
+                lambda i, now, u: decisions.mark_notification_sent(
                     i, c.notification_id, actor=c.actor.id, now=now, reference=c.reference
                 ),
             ),
             Restore: lambda c: self._act(
                 c,
                 "incident.restore",
-                lambda i, now: decisions.restore(
+                lambda i, now, u: decisions.restore(
                     i, degraded=c.degraded, actor=c.actor.id, now=now, at=c.at, reason=c.reason
                 ),
             ),
             CloseIncident: lambda c: self._act(
                 c,
                 "incident.close",
-                lambda i, now: decisions.close_incident(i, actor=c.actor.id, now=now, reason=c.reason),
+                lambda i, now, u: decisions.close_incident(i, actor=c.actor.id, now=now, reason=c.reason),
             ),
         }
 
@@ -188,47 +189,26 @@ class Handlers:
             raise InvalidInput("speed is between 0 and 10,000 times real time", field="speed")
         real_now = self.clock.now()
         now = c.simulate_from or real_now
-        probe = Incident(id=0, playbook=playbook)
-        facts = {name: check_fact_value(fact_named(playbook, name), value) for name, value in c.facts.items()}
-        events = decisions.open_incident(
-            playbook=playbook,
-            title=c.title,
-            mode=mode,
-            facts=facts,
-            actor=c.actor.id,
-            now=now,
-            detected_at=c.detected_at,
-            summary=c.summary,
-        )
-        if c.simulate_from is not None:
-            opened = events[0]
-            assert isinstance(opened, IncidentOpened)
-            events[0] = IncidentOpened(
-                **{
-                    **{
-                        k: getattr(opened, k)
-                        for k in (
-                            "at",
-                            "actor",
-                            "playbook_id",
-                            "playbook_hash",
-                            "title",
-                            "mode",
-                            "facts",
-                            "detected_at",
-                            "summary",
-                        )
-                    },
-                    "simulated_start": c.simulate_from,
-                    "real_start": real_now,
-                    "speed": c.speed,
-                }
-            )
-        for e in events:
-            probe.apply(e)
-        if c.level is not None:
-            events += decisions.declare_level(probe, _level(c.level), actor=c.actor.id, now=now, reason=None)
         with self.uow() as uow:
+            events = decisions.open_incident(
+                playbook=playbook,
+                title=c.title,
+                mode=mode,
+                facts=seal_facts(playbook, c.facts, uow),
+                actor=c.actor.id,
+                now=now,
+                detected_at=c.detected_at,
+                summary=c.summary,
+            )
+            if c.simulate_from is not None:
+                opened = events[0]
+                assert isinstance(opened, IncidentOpened)
+                events[0] = replace(opened, simulated_start=c.simulate_from, real_start=real_now, speed=c.speed)
+            if c.level is not None:
+                probe = Incident(id=0, playbook=playbook)
+                for e in events:
+                    probe.apply(e)
+                events += decisions.declare_level(probe, _level(c.level), actor=c.actor.id, now=now, reason=None)
             incident, stored = uow.incidents.add(Incident(id=0, playbook=playbook), events)
             self._audit(uow, c, "incident.open", stored)
             uow.commit()
@@ -249,7 +229,7 @@ class Handlers:
                         " reload and try again"
                     )
                 now = incident.now(self.clock.now())
-                events = decide(incident, now)
+                events = decide(incident, now, uow)
                 try:
                     stored = uow.incidents.append(incident, events)
                 except StaleIncident:
@@ -316,8 +296,17 @@ class Handlers:
 
     # -- helpers ------------------------------------------------------------------------------------
 
-    def _facts(self, incident: Incident, raw: dict[str, object]) -> dict[str, Any]:
-        return {name: check_fact_value(fact_named(incident.playbook, name), value) for name, value in raw.items()}
+    def _facts(self, incident: Incident, raw: dict[str, object], uow: UnitOfWork) -> dict[str, Any]:
+        return seal_facts(incident.playbook, raw, uow)
+
+    def _note(self, incident: Incident, c: AddNote, now: datetime, uow: UnitOfWork) -> list[Event]:
+        events = decisions.add_note(incident, c.text, step_id=c.step_id, actor=c.actor.id, now=now)
+        if c.about:  # a note about a person: sealed under their key
+            events = [
+                replace(e, text=uow.personal.seal(c.about, c.text.strip())) if isinstance(e, NoteAdded) else e
+                for e in events
+            ]
+        return events
 
     def _audit(self, uow: UnitOfWork, c: Command, action: str, stored: Sequence[StoredRow]) -> None:
         """One audit record per stored event, fingerprinting it (fail closed: in the same transaction)."""
@@ -332,6 +321,18 @@ class Handlers:
                 ref=f"incident:{row.incident_id}#{row.seq}",
                 digest=uow.audit.event_digest(row.incident_id, row.seq, row.kind, row.payload),
             )
+
+
+def seal_facts(playbook: Playbook, raw: dict[str, object], uow: UnitOfWork) -> dict[str, Any]:
+    """Fact values checked by type; personal ones sealed under the person they identify."""
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        fact = fact_named(playbook, name)
+        checked = check_fact_value(fact, value)
+        if fact.personal and isinstance(checked, str):
+            checked = uow.personal.seal(checked, checked)
+        out[name] = checked
+    return out
 
 
 def _level(text: str) -> ResponseLevel:

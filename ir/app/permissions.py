@@ -29,6 +29,8 @@ MATRIX: dict[str, frozenset[str]] = {
     "step.confirm_action": frozenset({"commander"}),
     "step.evidence": frozenset({"commander", "responder", "communications"}),
     "step.action_result": frozenset(),  # machines only (system:action acts as admin)
+    "personal.reveal": frozenset({"commander", "auditor"}),
+    "personal.shred": frozenset(),  # administrators only
     "incident.read": frozenset({"commander", "responder", "communications", "observer", "auditor"}),
 }
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from ir.domain.events import Event
 from ir.domain.incident import Incident
+from ir.domain.personal import Personal
 from ir.domain.playbook import Playbook
 
 
@@ -80,6 +81,24 @@ class AuditTrail(Protocol):
     def event_digest(self, incident_id: int, seq: int, kind: str, payload: str) -> bytes: ...
 
 
+class PersonalVault(Protocol):
+    """Personal data sealed per person (in the current transaction's database)."""
+
+    def seal(self, subject: str, data: str | bytes) -> Personal: ...
+
+    def open(self, value: Personal) -> str:
+        """The plaintext, or the erased marker when the person's key was shredded."""
+        ...
+
+    def open_bytes(self, value: Personal) -> bytes | None: ...
+
+    def shred(self, subject: str) -> str:
+        """Destroy the person's key; returns their subject reference."""
+        ...
+
+    def ref(self, subject: str) -> str: ...
+
+
 class UnitOfWork(Protocol):
     @property
     def incidents(self) -> IncidentRepository: ...
@@ -89,6 +108,9 @@ class UnitOfWork(Protocol):
 
     @property
     def audit(self) -> AuditTrail: ...
+
+    @property
+    def personal(self) -> PersonalVault: ...
 
     def __enter__(self) -> UnitOfWork: ...
 

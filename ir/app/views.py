@@ -13,6 +13,7 @@ from ir.domain.deadlines import CalendarFor, DeadlineState, due_list, recovery_c
 from ir.domain.decisions import classify, remaining_approvals
 from ir.domain.events import event_to_dict
 from ir.domain.incident import Incident
+from ir.domain.personal import from_json, masked
 from ir.domain.text import Lang
 
 
@@ -25,7 +26,9 @@ def _secs(value: timedelta | None) -> int | None:
 
 
 def _fact(value: Any) -> Any:
-    return f"{int(value.total_seconds())}s" if isinstance(value, timedelta) else value
+    if isinstance(value, timedelta):
+        return f"{int(value.total_seconds())}s"
+    return masked(value)
 
 
 def board(inc: Incident, now: datetime, *, lang: Lang, calendar_for: CalendarFor | None) -> dict[str, Any]:
@@ -127,7 +130,7 @@ def board(inc: Incident, now: datetime, *, lang: Lang, calendar_for: CalendarFor
 def timeline(events: list[StoredEvent]) -> list[dict[str, Any]]:
     out = []
     for stored in events:
-        payload = event_to_dict(stored.event)
+        payload = masked(from_json(event_to_dict(stored.event)))
         at = payload.pop("at")
         actor = payload.pop("actor")
         out.append({"seq": stored.seq, "at": at, "actor": actor, "kind": stored.event.kind, "data": payload})

@@ -115,6 +115,7 @@ class AttachEvidence(StepCommand):
 class AddNote(IncidentCommand):
     text: str
     step_id: str | None = None
+    about: str | None = None  # the person it is about: the note is personal data, sealed under their key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

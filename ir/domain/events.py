@@ -11,7 +11,9 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, ClassVar
 
-FactValue = bool | int | float | str | None  # durations travel as canonical text ("1h30m")
+from ir.domain.personal import Personal, from_json, to_json
+
+FactValue = bool | int | float | str | Personal | None  # durations travel as canonical text ("1h30m")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,7 +116,7 @@ class ChecklistItemChecked(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NoteAdded(Event):
     kind: ClassVar[str] = "note_added"
-    text: str
+    text: str | Personal
     step: str | None = None
 
 
@@ -180,6 +182,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 _DATETIME_FIELDS: dict[type[Event], frozenset[str]] = {}
+_PERSONAL_FIELDS = frozenset({"facts", "text"})  # where personal data may sit
 
 
 def _datetime_fields(cls: type[Event]) -> frozenset[str]:
@@ -198,6 +201,8 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         value = getattr(event, name)
         if name in dt_fields and value is not None:
             value = value.isoformat()
+        elif name in _PERSONAL_FIELDS:
+            value = to_json(value)
         out[name] = value
     out["at"] = event.at.isoformat()
     out["actor"] = event.actor
@@ -211,4 +216,7 @@ def event_from_dict(kind: str, payload: dict[str, Any]) -> Event:
         value = args.get(name)
         if isinstance(value, str):
             args[name] = datetime.fromisoformat(value)
+    for name in _PERSONAL_FIELDS:
+        if name in args:
+            args[name] = from_json(args[name])
     return cls(**args)

@@ -35,6 +35,7 @@ from ir.domain.events import (
     StepStarted,
 )
 from ir.domain.levels import ResponseLevel
+from ir.domain.personal import Personal
 from ir.domain.playbook import FactKind, Notification, Playbook, Restoration, Step
 
 
@@ -97,7 +98,7 @@ class Evidence:
 
 @dataclass(slots=True)
 class Note:
-    text: str
+    text: str | Personal
     at: datetime
     actor: str
     step: str | None = None

@@ -129,6 +129,7 @@ class Fact:
     unit: str | None = None
     description: Text | None = None
     values: tuple[str, ...] = ()
+    personal: bool = False
 
 
 @dataclass(frozen=True, slots=True)

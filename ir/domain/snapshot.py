@@ -19,6 +19,7 @@ from ir.domain.incident import (
     StepStatus,
 )
 from ir.domain.levels import ResponseLevel
+from ir.domain.personal import from_json, to_json
 from ir.domain.playbook import Playbook
 
 FORMAT = 1
@@ -41,7 +42,7 @@ def _rdt(value: Any) -> datetime:
 def _fact_out(value: Any) -> Any:
     if isinstance(value, _td):
         return {"$duration": str(Duration.of(value))}
-    return value
+    return to_json(value)
 
 
 def _fact_in(value: Any) -> Any:
@@ -49,7 +50,7 @@ def _fact_in(value: Any) -> Any:
         from ir.domain.durations import parse_duration
 
         return _td(seconds=parse_duration(value["$duration"]).seconds)
-    return value
+    return from_json(value)
 
 
 def to_snapshot(inc: Incident) -> dict[str, Any]:
@@ -90,7 +91,7 @@ def to_snapshot(inc: Incident) -> dict[str, Any]:
             }
             for sid, p in inc.steps.items()
         },
-        "notes": [[n.text, _dt(n.at), n.actor, n.step] for n in inc.notes],
+        "notes": [[to_json(n.text), _dt(n.at), n.actor, n.step] for n in inc.notes],
         "notifications_sent": {k: [_dt(t) for t in v] for k, v in inc.notifications_sent.items()},
         "closed": inc.closed,
         "updated_at": _dt(inc.updated_at),
@@ -136,7 +137,7 @@ def from_snapshot(incident_id: int, playbook: Playbook, data: dict[str, Any]) ->
             action_confirmed=p["action_confirmed"],
             action_status=p["action_status"],
         )
-    inc.notes = [Note(text, _rdt(at), actor, step) for text, at, actor, step in data["notes"]]
+    inc.notes = [Note(from_json(text), _rdt(at), actor, step) for text, at, actor, step in data["notes"]]
     inc.notifications_sent = {k: [_rdt(t) for t in v] for k, v in data["notifications_sent"].items()}
     inc.closed = data["closed"]
     inc.updated_at = _pdt(data["updated_at"])

@@ -251,7 +251,7 @@ def sign_checkpoint(origin: str, size: int, root: bytes, signer: Signer, *, exte
     return sign_note(checkpoint_body(origin, size, root, extensions=extensions), signer)
 
 
-def _open_note(text: str | bytes) -> tuple[str, list[NoteSignature]]:
+def _split_note(text: str | bytes) -> tuple[str, list[NoteSignature]]:
     """Split a signed note into its text and its signature lines (signatures unchecked)."""
     if isinstance(text, bytes | bytearray):
         try:
@@ -303,16 +303,15 @@ def _parse_body(body: str, signatures: Sequence[NoteSignature]) -> Checkpoint:
 
 def parse_checkpoint(text: str | bytes) -> Checkpoint:
     """The checkpoint in a signed note, with all its signatures, none of them checked."""
-    body, signatures = _open_note(text)
+    body, signatures = _split_note(text)
     return _parse_body(body, signatures)
 
 
-def verify_checkpoint(text: str | bytes, verifiers: Sequence[Verifier], *, origin: str) -> Checkpoint:
-    """The checkpoint, once at least one signature by a known verifier checks out, every signature by a
-    known verifier checks out, and its origin is `origin`. Signatures by unknown keys are ignored; the
-    result lists the verified signatures only.
+def open_note(text: str | bytes, verifiers: Sequence[Verifier]) -> tuple[str, tuple[NoteSignature, ...]]:
+    """A signed note's text and its verified signatures, once at least one signature by a known verifier
+    checks out and every signature by a known verifier checks out. Signatures by unknown keys are ignored.
     """
-    body, signatures = _open_note(text)
+    body, signatures = _split_note(text)
     message = body.encode("utf-8")
     known: dict[tuple[str, bytes], set[Verifier]] = {}
     for verifier in verifiers:
@@ -334,6 +333,13 @@ def verify_checkpoint(text: str | bytes, verifiers: Sequence[Verifier], *, origi
     if not verified:
         signed_by = ", ".join(dict.fromkeys(unknown))
         raise CheckpointError("unknown_key", f"unknown key: no signature by a known key (signed by {signed_by})")
+    return body, tuple(verified)
+
+
+def verify_checkpoint(text: str | bytes, verifiers: Sequence[Verifier], *, origin: str) -> Checkpoint:
+    """The checkpoint, once its signatures check out (`open_note`) and its origin is `origin`; the result
+    lists the verified signatures only."""
+    body, verified = open_note(text, verifiers)
     checkpoint = _parse_body(body, verified)
     if checkpoint.origin != origin:
         raise CheckpointError("wrong_origin", f"wrong origin: expected {origin!r}, got {checkpoint.origin!r}")

@@ -10,12 +10,14 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine
 
 from ir.adapters.audit.keys import DataKeys
+from ir.adapters.audit.vault import Vault
 from ir.adapters.audit.writer import SqlAuditTrail
 from ir.adapters.db.engine import WRITE
 from ir.adapters.db.evidence import SqlEvidenceStore
 from ir.adapters.db.incidents import IncidentCache, PlaybookCache, SqlIncidentRepository
 from ir.domain.clocks import Clock
 from ir.domain.deadlines import CalendarFor
+from ir.domain.personal import Personal
 
 
 class Database:
@@ -36,6 +38,7 @@ class Database:
         self.cache = IncidentCache()
         self.playbooks = playbooks
         self.keys = keys
+        self.vault = Vault(keys.keyring)
         self.clock = clock
         self.log_id = log_id
         self.calendar_for = calendar_for
@@ -82,6 +85,30 @@ class Database:
             conn.rollback()
 
 
+class BoundVault:
+    """The vault on one unit of work's connection."""
+
+    def __init__(self, vault: Vault, conn: Connection, clock: Clock) -> None:
+        self.vault = vault
+        self.conn = conn
+        self.clock = clock
+
+    def seal(self, subject: str, data: str | bytes) -> Personal:
+        return self.vault.seal(self.conn, subject, data, at=self.clock.now())
+
+    def open(self, value: Personal) -> str:
+        return self.vault.open(self.conn, value)
+
+    def open_bytes(self, value: Personal) -> bytes | None:
+        return self.vault.open_bytes(self.conn, value)
+
+    def shred(self, subject: str) -> str:
+        return self.vault.shred(self.conn, subject, at=self.clock.now())
+
+    def ref(self, subject: str) -> str:
+        return self.vault.ref(subject)
+
+
 class SqlUnitOfWork:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -107,6 +134,7 @@ class SqlUnitOfWork:
         )
         self.evidence = SqlEvidenceStore(conn, folder=self.db.evidence_folder, now=self.db.clock.now())
         self.audit = SqlAuditTrail(conn, log_id=self.db.log_id, keys=self.db.keys)
+        self.personal = BoundVault(self.db.vault, conn, self.db.clock)
         return self
 
     @property

@@ -192,7 +192,7 @@ class _Compiler:
         roles = self._unique([r.id for r in doc.roles], ("roles",), "role")
         role_ids = set(roles)
         facts = self._facts(doc)
-        signatures = {f.name: _signature(f) for f in facts.values()}
+        signatures = {f.name: _signature(f) for f in facts.values() if not f.personal}  # never in expressions
         step_ids = set(self._unique([s.id for s in doc.steps], ("steps",), "step"))
         resource_kinds = set(self._unique([r.kind for r in doc.resources], ("resources",), "resource"))
         self._unique([n.id for n in doc.notifications], ("notifications",), "notification")
@@ -475,7 +475,10 @@ class _Compiler:
                 unit=fdoc.unit,
                 description=_text(fdoc.description),
                 values=tuple(fdoc.values or ()),
+                personal=fdoc.personal,
             )
+            if fdoc.personal and fdoc.type != "string":
+                self.report((*base, "personal"), "personal data is text: a personal fact has type string")
         return facts
 
     def _order(self, path: Path, expected: list[str], what: str) -> None:

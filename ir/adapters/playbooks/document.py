@@ -81,6 +81,10 @@ class FactDoc(Strict):
     values: list[Annotated[str, StringConstraints(min_length=1)]] | None = Field(
         default=None, description="the allowed values of an enum fact"
     )
+    personal: bool = Field(
+        default=False,
+        description="personal data (a caller number, a customer id): sealed per person, masked, never in criteria",
+    )
 
 
 class LevelDoc(Strict):

@@ -60,6 +60,8 @@ def playbook_document(pb: Playbook) -> dict[str, Any]:
             fact["description"] = _text(f.description)
         if f.values:
             fact["values"] = list(f.values)
+        if f.personal:
+            fact["personal"] = True
         doc["facts"].append(fact)
     doc["levels"] = {}
     for lv in LEVEL_ORDER:

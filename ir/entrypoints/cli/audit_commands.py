@@ -283,6 +283,21 @@ def verifier_key() -> None:
     click.echo(app.verifier_key)
 
 
+@audit.command()
+@click.argument("subject")
+@click.option("--reason", help="why (an erasure request, the retention period ended…)")
+@click.confirmation_option(prompt="Erase this person's data everywhere? This cannot be undone")
+def shred(subject: str, reason: str | None) -> None:
+    """Erase a person's data everywhere by destroying their key (the chain still verifies)."""
+    import getpass
+
+    from ir.domain.commands import Actor
+
+    app = _app()
+    ref = app.personal.shred(Actor(id=f"local:{getpass.getuser()}"), subject, reason=reason)
+    click.echo(f"erased: the data of subject {ref} now reads as erased everywhere")
+
+
 @audit.command(name="rotate-kek")
 def rotate_kek() -> None:
     """Make a new key-encryption key current and re-wrap every data key under it (records are not rewritten)."""

@@ -424,16 +424,28 @@ def close(incident_id: int, reason: str | None, as_json: bool) -> None:
 @click.argument("incident_id", type=int)
 @click.argument("text")
 @click.option("--step", "step_id", help="the step it is about")
+@click.option("--about", help="the person it is about (a customer id, a phone number): sealed as personal data")
 @json_option
-def note(incident_id: int, text: str, step_id: str | None, as_json: bool) -> None:
+def note(incident_id: int, text: str, step_id: str | None, about: str | None, as_json: bool) -> None:
     """Add a note to the incident or one of its steps."""
     from ir.domain.commands import AddNote
 
     _run(
-        AddNote(actor=_actor(), incident_id=incident_id, text=text, step_id=step_id),
+        AddNote(actor=_actor(), incident_id=incident_id, text=text, step_id=step_id, about=about),
         as_json,
-        "incident {id}: note added",
+        "incident {id}: note added" + (" (personal data, masked)" if about else ""),
     )
+
+
+@click.command()
+@click.argument("incident_id", type=int)
+@click.option("--fact", help="the personal fact to reveal")
+@click.option("--note", "note_number", type=int, help="the note to reveal (its number in the timeline's notes)")
+@click.option("--reason", help="why you need to see it (recorded)")
+def reveal(incident_id: int, fact: str | None, note_number: int | None, reason: str | None) -> None:
+    """Reveal masked personal data: a recorded act, for those allowed."""
+    app = _app()
+    click.echo(app.personal.reveal(_actor(), incident_id, fact=fact, note=note_number, reason=reason))
 
 
 @click.command()

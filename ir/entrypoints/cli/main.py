@@ -30,6 +30,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "note": ("ir.entrypoints.cli.incident_commands", "note"),
     "notified": ("ir.entrypoints.cli.incident_commands", "notified"),
     "timeline": ("ir.entrypoints.cli.incident_commands", "timeline"),
+    "reveal": ("ir.entrypoints.cli.incident_commands", "reveal"),
     "db": ("ir.entrypoints.cli.admin_commands", "db"),
     "admin": ("ir.entrypoints.cli.admin_commands", "admin"),
     "worker": ("ir.entrypoints.cli.admin_commands", "worker"),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 
+from ir.adapters.audit.appender import GroupCommitAppender
 from ir.adapters.audit.checkpoints import CheckpointPublisher, load_signer
 from ir.adapters.audit.keys import DataKeys, Keyring
 from ir.adapters.audit.sealer import Sealer
@@ -42,8 +43,19 @@ class App:
     verifier_key: str
     personal: PersonalData
 
+    _appender: GroupCommitAppender | None = None
+
+    @property
+    def appender(self) -> GroupCommitAppender:
+        """Stand-alone audit records (sign-ins, refusals, machine acts), group-committed; started on first use."""
+        if self._appender is None:
+            self._appender = GroupCommitAppender(self.db)
+        return self._appender
+
     def close(self) -> None:
         """Seal and publish what this process wrote, stop background work, release the database."""
+        if self._appender is not None:
+            self._appender.close()
         self.audit.stop()
         try:
             self.audit.flush()

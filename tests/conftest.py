@@ -57,15 +57,21 @@ def pg_database() -> Iterator[str]:
             pytest.fail(f"{PG_ENV} is not set, and CI is: the PostgreSQL half of the suite must run in CI")
         pytest.skip(f"{PG_ENV} not set")
     url = make_url(server_url)
+    where = url.render_as_string(hide_password=True)
     name = f"ir_t_{secrets.token_hex(6)}"
     admin = _admin_engine(server_url)
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn = admin.connect()
     except OperationalError as exc:
         admin.dispose()
-        where = url.render_as_string(hide_password=True)
         pytest.fail(f"{PG_ENV}={where} is set but the PostgreSQL server is unreachable: {exc.orig}", pytrace=False)
+    try:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        pytest.fail(f"cannot create the test database {name} on {where}: {exc}", pytrace=False)
+    finally:
+        conn.close()
     try:
         yield url.set(database=name).render_as_string(hide_password=False)
     finally:
@@ -107,9 +113,9 @@ def make_app(migrated: Settings, clock: SimulatedClock) -> Iterator[AppFactory]:
     """Build the runner again, as another process would (its own engine and caches); all disposed after."""
     built: list[App] = []
 
-    def factory(*, clock_: SimulatedClock | None = None, **overrides: object) -> App:
+    def factory(**overrides: object) -> App:
         settings = migrated.model_copy(update=overrides) if overrides else migrated
-        app = build(settings, clock=clock_ or clock)
+        app = build(settings, clock=clock)
         built.append(app)
         return app
 

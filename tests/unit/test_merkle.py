@@ -141,7 +141,7 @@ def test_known_answer_roots_for_every_prefix() -> None:
     inputs, roots = _known_answers()
     assert len(roots) == 9
     hashes = [leaf_hash(d) for d in inputs]
-    assert EMPTY_ROOT == roots[0]
+    assert roots[0] == EMPTY_ROOT
     for n in range(9):
         assert root(hashes[:n]) == roots[n], n
         assert reference_mth(hashes[:n]) == roots[n], n

@@ -97,15 +97,16 @@ class CompactRange:
         pop = hashes.pop
         push = hashes.append
         size = self._size
-        for h in leaf_hashes:
-            if len(h) != HASH_SIZE:
+        for leaf in leaf_hashes:
+            if len(leaf) != HASH_SIZE:
                 self._size = size
                 raise ValueError(f"a leaf hash is {HASH_SIZE} bytes")
+            h = bytes(leaf)
             n = size
             while n & 1:
                 h = _sha256(_NODE + pop() + h).digest()
                 n >>= 1
-            push(bytes(h))
+            push(h)
             size += 1
         self._size = size
 

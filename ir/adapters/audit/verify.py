@@ -191,7 +191,8 @@ def verify(
             if cp.root != frontier.root():
                 report.errors.append(
                     f"the log's root at size {expected_seq} differs from its signed checkpoint: records up to "
-                    f"#{expected_seq - 1} were changed and their hashes recomputed (or the checkpoint is from another log)"
+                    f"#{expected_seq - 1} were changed and their hashes recomputed "
+                    "(or the checkpoint is from another log)"
                 )
                 break
             report.checkpoints.append(expected_seq)

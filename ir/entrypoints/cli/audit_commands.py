@@ -131,7 +131,8 @@ def _bound(value: str | None) -> tuple[int | None, datetime | None]:
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="write here instead of standard output")
 def export(start: str | None, end: str | None, decrypt: bool, output: str | None) -> None:
     """JSON lines: each record with its inclusion proof against the latest signed checkpoint."""
-    from ir.adapters.audit.export import build_index, decrypt as decrypt_row, latest_checkpoint, record_json, records
+    from ir.adapters.audit.export import build_index, latest_checkpoint, record_json, records
+    from ir.adapters.audit.export import decrypt as decrypt_row
 
     app = _app()
     app.audit.flush()

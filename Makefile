@@ -19,6 +19,7 @@ $(TSTAMP): $(STAMP)
 	@touch $@
 
 run: $(STAMP)
+	$(BIN)/ir db upgrade
 	$(BIN)/ir run-local
 
 lint: $(TSTAMP)

@@ -120,7 +120,14 @@ def run_local() -> None:
             click.echo(str(p), err=True)
     ctx = click.get_current_context()
     ctx.invoke(playbooks, as_json=False, lang="zh-CN", folder=None)
-    click.echo("\nnext: ir show ddos --level II --lang en  ·  ir validate playbooks/")
+    click.echo(
+        "\nir runs from this folder on the embedded SQLite database (var/ir.db). Try:\n"
+        "  .venv/bin/ir show ddos --level II --lang en\n"
+        '  .venv/bin/ir open ddos --title "DDoS on IDC-3" --fact affected_users=1,200,000 --mode drill\n'
+        "  .venv/bin/ir classify 1 && .venv/bin/ir level 1 II && .venv/bin/ir status 1\n"
+        "  .venv/bin/ir audit verify\n"
+        "The web console and API (ir serve) arrive with the server; docs/ explains the rest."
+    )
 
 
 def _library(folder: str | None) -> PlaybookLibrary:

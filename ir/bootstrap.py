@@ -13,6 +13,7 @@ from ir.adapters.audit.keys import DataKeys, Keyring
 from ir.adapters.audit.sealer import Sealer
 from ir.adapters.audit.service import AuditService
 from ir.adapters.calendars import official_calendar
+from ir.adapters.catalogue import ServiceCatalogue
 from ir.adapters.clock import SystemClock
 from ir.adapters.db.engine import make_engine
 from ir.adapters.db.incidents import PlaybookCache
@@ -125,7 +126,13 @@ def build(
     )
     audit = AuditService(sealer=sealer, publisher=publisher, clock=clock)
     library = PlaybookLibrary(settings.playbooks_dir, today=clock.now().date())
-    handlers = Handlers(uow=db.uow, clock=clock, playbooks=library, calendar_for=calendar_for)
+    handlers = Handlers(
+        uow=db.uow,
+        clock=clock,
+        playbooks=library,
+        calendar_for=calendar_for,
+        catalogue=ServiceCatalogue(settings.catalogue_file),
+    )
 
     def load(incident_id: int) -> Incident:
         with db.read() as repo:

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: float = 60.0
     action_allow_hosts: list[str] = Field(default_factory=list)  # hosts automated actions may call
     due_soon_minutes: int = 15
+    catalogue_file: str = Field(default_factory=lambda: _default_catalogue())
 
     @classmethod
     def settings_customise_sources(
@@ -64,6 +65,11 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> str:
         return os.path.join(self.data_dir, "keys")
+
+
+def _default_catalogue() -> str:
+    local = Path("catalogue") / "services.yaml"
+    return str(local if local.is_file() else _REPO_PLAYBOOKS.parent / "catalogue" / "services.yaml")
 
 
 def load_settings() -> Settings:

@@ -9,7 +9,14 @@ from datetime import datetime
 from typing import Any
 
 from ir.app.permissions import authorize
-from ir.app.ports import PlaybookSource, StaleIncident, StoredRow, UnitOfWork, UnitOfWorkFactory
+from ir.app.ports import (
+    PlaybookSource,
+    ServiceCatalogue,
+    StaleIncident,
+    StoredRow,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from ir.domain import decisions
 from ir.domain.clocks import Clock, ClockName
 from ir.domain.commands import (
@@ -35,11 +42,12 @@ from ir.domain.commands import (
     StartStep,
 )
 from ir.domain.deadlines import CalendarFor
-from ir.domain.errors import Conflict, InvalidInput
+from ir.domain.emergency_decisions import issue_warning
+from ir.domain.errors import Conflict, InvalidInput, NotPermitted
 from ir.domain.events import Event, IncidentOpened, NoteAdded
 from ir.domain.facts import check_fact_value, fact_named
 from ir.domain.incident import Incident, Mode
-from ir.domain.levels import ResponseLevel
+from ir.domain.levels import ResponseLevel, WarningLevel
 from ir.domain.playbook import Playbook
 
 MAX_EVIDENCE = 64 * 1024 * 1024
@@ -62,6 +70,7 @@ class Handlers:
     clock: Clock
     playbooks: PlaybookSource
     calendar_for: CalendarFor | None = None
+    catalogue: ServiceCatalogue | None = None
     after_commit: list[Callable[[Outcome], None]] = field(default_factory=list)
     _table: dict[type[Command], Callable[[Any], Outcome]] = field(default_factory=dict)
 
@@ -164,6 +173,25 @@ class Handlers:
                 lambda i, now, u: decisions.close_incident(i, actor=c.actor.id, now=now, reason=c.reason),
             ),
         }
+        self._register_emergency()
+
+    def _authorize_step(self, c: IncidentCommand, incident: Incident, now: datetime) -> None:
+        """Responders act on the steps of the playbook roles they are on duty for in this incident."""
+        step_id = getattr(c, "step_id", None)
+        if step_id is None or c.actor.roles & {"admin", "commander"}:
+            return
+        step = incident.playbook.steps.get(step_id)
+        if step is None:
+            return  # the decision names the unknown step
+        if step.role not in incident.emergency.roles_of(c.actor.id, now):
+            raise NotPermitted(
+                f"{c.actor.id} is not on duty as '{step.role}' in incident {incident.id} (ir assign assigns roles)"
+            )
+
+    def _register_emergency(self) -> None:
+        from ir.app.emergency_handlers import emergency_table
+
+        self._table.update(emergency_table(self, self.catalogue or _NoCatalogue()))
 
     def handle(self, command: Command) -> Outcome:
         handler = self._table.get(type(command))
@@ -204,11 +232,30 @@ class Handlers:
                 opened = events[0]
                 assert isinstance(opened, IncidentOpened)
                 events[0] = replace(opened, simulated_start=c.simulate_from, real_start=real_now, speed=c.speed)
-            if c.level is not None:
-                probe = Incident(id=0, playbook=playbook)
-                for e in events:
+            if c.commander:
+                opened = events[0]
+                assert isinstance(opened, IncidentOpened)
+                events[0] = replace(opened, commander=c.commander.strip())
+            if c.expected_impact is not None and c.warning is None:
+                raise InvalidInput("an expected impact goes with a warning (--warning)", field="expected_impact")
+            probe = Incident(id=0, playbook=playbook)
+            for e in events:
+                probe.apply(e)
+            follow: list[Event] = []
+            if c.warning is not None:
+                follow = issue_warning(
+                    probe,
+                    warning_level(c.warning),
+                    actor=c.actor.id,
+                    now=now,
+                    reason=None,
+                    expected_impact=c.expected_impact,
+                )
+                for e in follow:
                     probe.apply(e)
-                events += decisions.declare_level(probe, _level(c.level), actor=c.actor.id, now=now, reason=None)
+            if c.level is not None:
+                follow += decisions.declare_level(probe, _level(c.level), actor=c.actor.id, now=now, reason=None)
+            events += follow
             incident, stored = uow.incidents.add(Incident(id=0, playbook=playbook), events)
             self._audit(uow, c, "incident.open", stored)
             uow.commit()
@@ -229,6 +276,7 @@ class Handlers:
                         " reload and try again"
                     )
                 now = incident.now(self.clock.now())
+                self._authorize_step(c, incident, now)
                 events = decide(incident, now, uow)
                 try:
                     stored = uow.incidents.append(incident, events)
@@ -321,6 +369,18 @@ class Handlers:
                 ref=f"incident:{row.incident_id}#{row.seq}",
                 digest=uow.audit.event_digest(row.incident_id, row.seq, row.kind, row.payload),
             )
+
+
+def warning_level(text: str) -> WarningLevel:
+    try:
+        return WarningLevel(text.strip().lower())
+    except ValueError:
+        raise InvalidInput(f"a warning level is red, orange, yellow or blue; got '{text}'", field="level") from None
+
+
+class _NoCatalogue:
+    def ids(self) -> set[str]:
+        return set()
 
 
 def seal_facts(playbook: Playbook, raw: dict[str, object], uow: UnitOfWork) -> dict[str, Any]:

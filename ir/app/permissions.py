@@ -31,6 +31,23 @@ MATRIX: dict[str, frozenset[str]] = {
     "step.action_result": frozenset(),  # machines only (system:action acts as admin)
     "personal.reveal": frozenset({"commander", "auditor"}),
     "personal.shred": frozenset(),  # administrators only
+    "warning.issue": frozenset({"commander"}),
+    "warning.lift": frozenset({"commander"}),
+    "incident.end_response": frozenset({"commander"}),
+    "incident.cancel": frozenset({"commander"}),
+    "incident.reopen": frozenset({"commander"}),
+    "incident.handover": frozenset({"commander"}),
+    "incident.impact": frozenset({"commander", "communications"}),
+    "incident.link": frozenset({"commander"}),
+    "incident.add_playbook": frozenset({"commander"}),
+    "people.assign": frozenset({"commander"}),
+    "log.add": frozenset({"commander", "responder", "communications"}),
+    "sitrep.draft": frozenset({"commander", "communications"}),
+    "sitrep.edit": frozenset({"commander", "communications"}),
+    "sitrep.release": frozenset({"commander"}),
+    "resource.request": frozenset({"commander", "responder"}),
+    "resource.allocate": frozenset({"commander"}),
+    "resource.move": frozenset({"commander", "responder"}),
     "incident.read": frozenset({"commander", "responder", "communications", "observer", "auditor"}),
 }
 

@@ -53,6 +53,10 @@ class IncidentRepository(Protocol):
 
     def events(self, incident_id: int, *, after: int = 0, limit: int | None = None) -> list[StoredEvent]: ...
 
+    def remember_playbook(self, playbook: Playbook, at: datetime) -> None:
+        """Store a playbook's exact text by content hash."""
+        ...
+
 
 class EvidenceStore(Protocol):
     def put(self, content: bytes, media_type: str) -> str:
@@ -99,6 +103,20 @@ class PersonalVault(Protocol):
     def ref(self, subject: str) -> str: ...
 
 
+class Inventory(Protocol):
+    def allocate(
+        self, *, incident_id: int, request_id: str, kind: str, quantity: int, units: list[str]
+    ) -> dict[str, int]:
+        """Commit units (named, or available ones of the kind) to a request; unit id -> capacity."""
+        ...
+
+    def release(self, units: list[str]) -> None: ...
+
+
+class ServiceCatalogue(Protocol):
+    def ids(self) -> set[str]: ...
+
+
 class UnitOfWork(Protocol):
     @property
     def incidents(self) -> IncidentRepository: ...
@@ -111,6 +129,9 @@ class UnitOfWork(Protocol):
 
     @property
     def personal(self) -> PersonalVault: ...
+
+    @property
+    def inventory(self) -> Inventory: ...
 
     def __enter__(self) -> UnitOfWork: ...
 

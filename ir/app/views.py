@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ir.app.ports import StoredEvent
+from ir.domain.clocks import ClockName
 from ir.domain.deadlines import CalendarFor, DeadlineState, due_list, recovery_clocks
 from ir.domain.decisions import classify, remaining_approvals
 from ir.domain.events import event_to_dict
@@ -121,6 +122,49 @@ def board(inc: Incident, now: datetime, *, lang: Lang, calendar_for: CalendarFor
             for i in items
             if i.state is not DeadlineState.MET or i.deadline.kind != "step"
         ],
+        "warning": inc.warning.value if inc.warning else None,
+        "warning_label": inc.warning.label.get(lang) if inc.warning else None,
+        "cancelled": inc.emergency.cancelled,
+        "response_ended": _iso(inc.clock(ClockName.RESPONSE_END)),
+        "commander": inc.emergency.commander,
+        "on_duty": {role: inc.emergency.on_duty(role, now) for role in pb.roles if inc.emergency.on_duty(role, now)},
+        "handovers": [
+            {"at": _iso(h.at), "from": h.previous, "to": h.to, "note": h.note} for h in inc.emergency.handovers
+        ],
+        "resources": [
+            {
+                "request": r.id,
+                "resource": r.resource,
+                "title": pb.resources[r.resource].title.get(lang) if r.resource in pb.resources else r.resource,
+                "quantity": r.quantity,
+                "destination": r.destination,
+                "needed_by": _iso(r.needed_by),
+                "allocated": r.allocated,
+                "shortfall": r.shortfall,
+                "cancelled": r.cancelled,
+                "units": {u: m.stage for u, m in r.units.items()},
+            }
+            for r in inc.emergency.requests.values()
+        ],
+        "log": [
+            {"at": _iso(e.at), "category": e.category, "text": masked(e.text), "actor": e.actor, "source": e.source}
+            for e in inc.emergency.log[-20:]
+        ],
+        "log_entries": len(inc.emergency.log),
+        "sitreps": [
+            {
+                "number": r.number,
+                "drafted_at": _iso(r.drafted_at),
+                "released_at": _iso(r.released_at),
+                "text": r.text.get(lang, ""),
+            }
+            for r in inc.emergency.sitreps
+        ],
+        "services": list(inc.emergency.services),
+        "areas": list(inc.emergency.areas),
+        "parent": inc.emergency.parent,
+        "children": list(inc.emergency.children),
+        "joined_playbooks": [pid for pid, _ in inc.emergency.joined],
         "suggested_level": guess.suggested.value if guess.suggested else None,
         "missing_facts": sorted(guess.missing),
         "notes": len(inc.notes),

@@ -36,6 +36,9 @@ class OpenIncident(Command):
     simulate_from: datetime | None = None  # a drill on simulated time starting at this instant
     speed: float = 1.0
     summary: str | None = None
+    warning: str | None = None  # open in a warning phase (预警) …
+    expected_impact: datetime | None = None  # … before this instant (a typhoon's landfall)
+    commander: str | None = None  # who commands it (default: who opens it)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,3 +148,129 @@ class RecordActionResult(StepCommand):
     attempts: int
     error: str | None
     answer: bytes = field(repr=False)
+
+
+# -- running a real emergency ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IssueWarning(IncidentCommand):
+    level: str
+    reason: str | None = None
+    expected_impact: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiftWarning(IncidentCommand):
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndResponse(IncidentCommand):
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelIncident(IncidentCommand):
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReopenIncident(IncidentCommand):
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssignRole(IncidentCommand):
+    role: str
+    user: str
+    shift_start: datetime | None = None
+    shift_end: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnassignRole(IncidentCommand):
+    role: str
+    user: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandOver(IncidentCommand):
+    to: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddLogEntry(IncidentCommand):
+    category: str
+    text: str
+    source: str | None = None
+    about: str | None = None  # the person it is about (personal data)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DraftSitrep(IncidentCommand):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EditSitrep(IncidentCommand):
+    number: int
+    text_zh: str
+    text_en: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleaseSitrep(IncidentCommand):
+    number: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestResource(IncidentCommand):
+    resource: str
+    quantity: int | None = None  # default: what the step requests
+    destination: str
+    needed_by: datetime | None = None
+    step_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocateResource(IncidentCommand):
+    request: str
+    units: list[str] = field(default_factory=list)  # empty: pick available units of the kind
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MoveResource(IncidentCommand):
+    request: str
+    stage: str  # dispatched | arrived | returned
+    units: list[str] = field(default_factory=list)  # empty: every unit of the request still out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelResourceRequest(IncidentCommand):
+    request: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetImpact(IncidentCommand):
+    services: list[str]
+    areas: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkIncidents(IncidentCommand):
+    child: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnlinkIncidents(IncidentCommand):
+    child: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddPlaybook(IncidentCommand):
+    playbook: str
+    reason: str | None = None

@@ -14,7 +14,27 @@ from enum import StrEnum
 
 from ir.domain.clocks import ClockName
 from ir.domain.durations import WorkingCalendar, shift
-from ir.domain.events import Event, NoteAdded, NotificationSent, StepCompleted, StepSkipped
+from ir.domain.events import (
+    CommandHandedOver,
+    Event,
+    ImpactSet,
+    IncidentLinked,
+    IncidentUnlinked,
+    LogEntryAdded,
+    NoteAdded,
+    NotificationSent,
+    ResourceAllocated,
+    ResourceMoved,
+    ResourceRequestCancelled,
+    ResourceRequested,
+    RoleAssigned,
+    RoleUnassigned,
+    SitrepDrafted,
+    SitrepEdited,
+    SitrepReleased,
+    StepCompleted,
+    StepSkipped,
+)
 from ir.domain.incident import Incident, StepStatus
 from ir.domain.playbook import Calendar, Due
 from ir.domain.text import Text
@@ -169,6 +189,52 @@ def recovery_deadlines(inc: Incident) -> list[Deadline]:
     return out
 
 
+_SITREP_TITLE = Text("态势报告", "situation report")
+
+
+def sitrep_deadline(inc: Incident) -> Deadline | None:
+    """Situation reports at the playbook's interval for the level: the first one interval after the
+    declaration, each next one interval after the last released; none due once the response ended."""
+    if inc.level is None:
+        return None
+    interval = inc.playbook.sitrep_interval_for(inc.level)
+    declared = inc.clock(ClockName.DECLARATION)
+    if interval is None or interval.is_working or not interval.seconds or declared is None:
+        return None
+    every = timedelta(seconds=interval.seconds)
+    released = [r.released_at for r in inc.emergency.sitreps if r.released_at is not None]
+    ended = inc.clock(ClockName.RESPONSE_END) or (inc.clock(ClockName.CLOSURE) if inc.closed else None)
+    due = (released[-1] if released else declared) + every
+    done = None
+    if ended is not None:
+        if released and released[-1] >= ended - every:
+            done, due = released[-1], (released[-2] if len(released) > 1 else declared) + every
+        else:
+            done = ended
+    return Deadline("sitrep", "sitrep", _SITREP_TITLE, due, done, None, f"every {interval}")
+
+
+def resource_deadlines(inc: Incident) -> list[Deadline]:
+    out = []
+    for r in inc.emergency.requests.values():
+        if r.cancelled or r.needed_by is None:
+            continue
+        arrived = sorted((m.arrived_at, m.capacity) for m in r.units.values() if m.arrived_at is not None)
+        done, total = None, 0
+        for at, capacity in arrived:
+            total += capacity
+            if total >= r.quantity:
+                done = at
+                break
+        res = inc.playbook.resources.get(r.resource)
+        title = Text(
+            f"{res.title.zh_cn if res else r.resource} ×{r.quantity} 到达 {r.destination}",
+            f"{res.title.en if res else r.resource} x{r.quantity} at {r.destination}",
+        )
+        out.append(Deadline(f"resource:{r.id}", "resource", title, r.needed_by, done, None, "needed by"))
+    return out
+
+
 def deadlines(
     inc: Incident, *, calendar_for: CalendarFor | None = None, refs: Iterable[str] | None = None
 ) -> list[Deadline]:
@@ -187,6 +253,12 @@ def deadlines(
         out.extend(d for d in notification_deadlines(inc, calendar_for) if wanted is None or d.ref in wanted)
     if wanted is None or "rto" in wanted or "mtpd" in wanted:
         out.extend(d for d in recovery_deadlines(inc) if wanted is None or d.ref in wanted)
+    if wanted is None or "sitrep" in wanted:
+        sitrep = sitrep_deadline(inc)
+        if sitrep is not None:
+            out.append(sitrep)
+    if wanted is None or any(r.startswith("resource:") for r in wanted):
+        out.extend(d for d in resource_deadlines(inc) if wanted is None or d.ref in wanted)
     far = datetime.max.replace(tzinfo=inc.opened_at.tzinfo if inc.opened_at else None)
     out.sort(key=lambda d: (d.due_at is None, d.due_at or far, d.ref))
     return out
@@ -246,6 +318,9 @@ def recovery_clocks(inc: Incident, now: datetime) -> list[RecoveryClock]:
     return out
 
 
+_NO_WORK = (LogEntryAdded, RoleAssigned, RoleUnassigned, CommandHandedOver, ImpactSet, IncidentLinked, IncidentUnlinked)
+
+
 def touched_refs(incident: Incident, events: Sequence[Event]) -> set[str] | None:
     """Which projection rows a batch of events can change (None: all of them)."""
     refs: set[str] = set()
@@ -256,6 +331,12 @@ def touched_refs(incident: Incident, events: Sequence[Event]) -> set[str] | None
             refs.add(f"notification:{e.notification}")
         elif isinstance(e, NoteAdded) and e.step is None:
             continue  # an incident-level note changes no work item
+        elif isinstance(e, _NO_WORK):
+            continue
+        elif isinstance(e, SitrepDrafted | SitrepEdited | SitrepReleased):
+            refs.add("sitrep")
+        elif isinstance(e, ResourceRequested | ResourceAllocated | ResourceMoved | ResourceRequestCancelled):
+            refs.add(f"resource:{e.request}")
         elif isinstance(step, str):
             refs.add(f"step:{step}")
             if isinstance(e, StepCompleted | StepSkipped):  # only these resolve a dependency

@@ -32,6 +32,7 @@ class IncidentOpened(Event):
     mode: str  # real | drill | test
     facts: dict[str, FactValue] = field(default_factory=dict)
     detected_at: datetime | None = None
+    commander: str | None = None  # who commands it (default: who opened it)
     simulated_start: datetime | None = None  # set when the incident runs on a simulated clock …
     real_start: datetime | None = None  # … the real instant it began at …
     speed: float = 1.0  # … and how much faster than real time it runs
@@ -158,6 +159,172 @@ class IncidentClosed(Event):
     reason: str | None = None
 
 
+# -- running a real emergency: warnings, people, resources, the log, situation reports, shape ---------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WarningIssued(Event):
+    """A warning issued, raised or lowered (预警发布/调整)."""
+
+    kind: ClassVar[str] = "warning_issued"
+    level: str
+    previous: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WarningLifted(Event):
+    kind: ClassVar[str] = "warning_lifted"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseEnded(Event):
+    """响应结束: the emergency response ends (before closure)."""
+
+    kind: ClassVar[str] = "response_ended"
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncidentCancelled(Event):
+    """A false alarm."""
+
+    kind: ClassVar[str] = "incident_cancelled"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncidentReopened(Event):
+    kind: ClassVar[str] = "incident_reopened"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoleAssigned(Event):
+    kind: ClassVar[str] = "role_assigned"
+    role: str
+    user: str
+    shift_start: datetime | None = None
+    shift_end: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoleUnassigned(Event):
+    kind: ClassVar[str] = "role_unassigned"
+    role: str
+    user: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandHandedOver(Event):
+    kind: ClassVar[str] = "command_handed_over"
+    previous: str
+    to: str
+    note: str | None
+    situation: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogEntryAdded(Event):
+    """The incident log: decisions, observations, messages received (apart from step notes)."""
+
+    kind: ClassVar[str] = "log_entry_added"
+    category: str  # decision | observation | message
+    text: str | Personal
+    source: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SitrepDrafted(Event):
+    kind: ClassVar[str] = "sitrep_drafted"
+    number: int
+    facts: dict[str, Any]  # the incident's state it was drafted from
+    text: dict[str, str]  # {"zh-CN": …, "en": …}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SitrepEdited(Event):
+    kind: ClassVar[str] = "sitrep_edited"
+    number: int
+    text: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SitrepReleased(Event):
+    kind: ClassVar[str] = "sitrep_released"
+    number: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceRequested(Event):
+    kind: ClassVar[str] = "resource_requested"
+    request: str
+    resource: str  # the resource kind
+    quantity: int
+    destination: str
+    needed_by: datetime | None = None
+    step: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceAllocated(Event):
+    kind: ClassVar[str] = "resource_allocated"
+    request: str
+    units: dict[str, int]  # unit id -> capacity it brings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceMoved(Event):
+    """Units of a request dispatched, arrived or returned."""
+
+    kind: ClassVar[str] = "resource_moved"
+    request: str
+    units: list[str]
+    stage: str  # dispatched | arrived | returned
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceRequestCancelled(Event):
+    kind: ClassVar[str] = "resource_request_cancelled"
+    request: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImpactSet(Event):
+    """Affected services (from the catalogue) and areas."""
+
+    kind: ClassVar[str] = "impact_set"
+    services: list[str]
+    areas: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncidentLinked(Event):
+    kind: ClassVar[str] = "incident_linked"
+    other: int
+    relation: str  # child | parent
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncidentUnlinked(Event):
+    kind: ClassVar[str] = "incident_unlinked"
+    other: int
+    relation: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaybookAdded(Event):
+    """A second playbook joins a running incident (an outage found to be an attack)."""
+
+    kind: ClassVar[str] = "playbook_added"
+    playbook_id: str
+    playbook_hash: str
+    reason: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -178,6 +345,26 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ActionSucceeded,
         NotificationSent,
         IncidentClosed,
+        WarningIssued,
+        WarningLifted,
+        ResponseEnded,
+        IncidentCancelled,
+        IncidentReopened,
+        RoleAssigned,
+        RoleUnassigned,
+        CommandHandedOver,
+        LogEntryAdded,
+        SitrepDrafted,
+        SitrepEdited,
+        SitrepReleased,
+        ResourceRequested,
+        ResourceAllocated,
+        ResourceMoved,
+        ResourceRequestCancelled,
+        ImpactSet,
+        IncidentLinked,
+        IncidentUnlinked,
+        PlaybookAdded,
     )
 }
 

@@ -6,6 +6,7 @@ produce events, and refuse invalid acts with a clear message, are in ir.domain.d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -13,6 +14,8 @@ from typing import Any
 
 from ir.domain.clocks import ClockName
 from ir.domain.durations import parse_duration
+from ir.domain.emergency import APPLY as emergency_apply
+from ir.domain.emergency import Emergency
 from ir.domain.events import (
     ActionConfirmed,
     ActionSucceeded,
@@ -34,7 +37,7 @@ from ir.domain.events import (
     StepSkipped,
     StepStarted,
 )
-from ir.domain.levels import ResponseLevel
+from ir.domain.levels import ResponseLevel, WarningLevel
 from ir.domain.personal import Personal
 from ir.domain.playbook import FactKind, Notification, Playbook, Restoration, Step
 
@@ -143,6 +146,9 @@ class Incident:
     notifications_sent: dict[str, list[datetime]] = field(default_factory=dict)
     closed: bool = False
     updated_at: datetime | None = None
+    emergency: Emergency = field(default_factory=Emergency)
+    # how a joined playbook is loaded by its content hash while folding (set by the repository)
+    resolve_playbook: Callable[[str], Playbook] | None = field(default=None, repr=False, compare=False)
 
     # -- folding ---------------------------------------------------------------------------------
 
@@ -151,6 +157,15 @@ class Incident:
         handler(self, event)
         self.version += 1
         self.updated_at = event.at
+
+    def set_clock(self, name: ClockName, instant: datetime, event: Event, reason: str | None) -> None:
+        previous = self.clocks.get(name)
+        corrections = previous.corrections + 1 if previous is not None else 0
+        self.clocks[name] = ClockReading(instant, event.at, event.actor, reason, corrections)
+
+    @property
+    def warning(self) -> WarningLevel | None:
+        return self.emergency.warning
 
     def progress(self, step_id: str) -> StepProgress:
         found = self.steps.get(step_id)
@@ -165,8 +180,9 @@ class Incident:
         return reading.instant if reading is not None else None
 
     def is_active(self, step: Step) -> bool:
-        """Whether the step is part of the incident now: its level applies and its condition does not fail."""
-        if not step.applies_to_level(self.level):
+        """Whether the step is part of the incident now: its level or warning level applies and its condition
+        does not fail."""
+        if not (step.applies_to_level(self.level) or step.applies_to_warning(self.emergency.warning)):
             return False
         if step.when is None:
             return True
@@ -205,7 +221,7 @@ class Incident:
         return [d for d in self.playbook.steps[step_id].depends_on if not self.resolved(d)]
 
     def notification_active(self, note: Notification) -> bool:
-        if not note.applies_to_level(self.level):
+        if not (note.applies_to_level(self.level) or note.applies_to_warning(self.emergency.warning)):
             return False
         if note.when is None:
             return True
@@ -245,9 +261,7 @@ def typed_fact(playbook: Playbook, name: str, value: FactValue) -> Any:
 
 
 def _set_clock(inc: Incident, name: ClockName, instant: datetime, event: Event, reason: str | None) -> None:
-    previous = inc.clocks.get(name)
-    corrections = previous.corrections + 1 if previous is not None else 0
-    inc.clocks[name] = ClockReading(instant, event.at, event.actor, reason, corrections)
+    inc.set_clock(name, instant, event, reason)
 
 
 def _opened(inc: Incident, e: IncidentOpened) -> None:
@@ -255,6 +269,7 @@ def _opened(inc: Incident, e: IncidentOpened) -> None:
     inc.mode = Mode(e.mode)
     inc.opened_at = e.at
     inc.opened_by = e.actor
+    inc.emergency.commander = e.commander or e.actor
     inc.simulated_start = e.simulated_start
     inc.real_start = e.real_start
     inc.speed = e.speed
@@ -382,11 +397,14 @@ _APPLY: dict[type[Event], Any] = {
     ActionSucceeded: _action_ok,
     NotificationSent: _sent,
     IncidentClosed: _closed,
+    **emergency_apply,
 }
 
 
-def fold(incident_id: int, playbook: Playbook, events: list[Event]) -> Incident:
-    incident = Incident(id=incident_id, playbook=playbook)
+def fold(
+    incident_id: int, playbook: Playbook, events: list[Event], resolve: Callable[[str], Playbook] | None = None
+) -> Incident:
+    incident = Incident(id=incident_id, playbook=playbook, resolve_playbook=resolve)
     for event in events:
         incident.apply(event)
     return incident

@@ -8,6 +8,15 @@ from typing import Any
 
 from ir.domain.clocks import ClockName
 from ir.domain.durations import Duration
+from ir.domain.emergency import (
+    Assignment,
+    Emergency,
+    Handover,
+    LogEntry,
+    RequestState,
+    Sitrep,
+    UnitMovement,
+)
 from ir.domain.incident import (
     Approval,
     ClockReading,
@@ -18,11 +27,11 @@ from ir.domain.incident import (
     StepProgress,
     StepStatus,
 )
-from ir.domain.levels import ResponseLevel
+from ir.domain.levels import ResponseLevel, WarningLevel
 from ir.domain.personal import from_json, to_json
 from ir.domain.playbook import Playbook
 
-FORMAT = 1
+FORMAT = 2
 
 
 def _dt(value: datetime | None) -> str | None:
@@ -95,7 +104,95 @@ def to_snapshot(inc: Incident) -> dict[str, Any]:
         "notifications_sent": {k: [_dt(t) for t in v] for k, v in inc.notifications_sent.items()},
         "closed": inc.closed,
         "updated_at": _dt(inc.updated_at),
+        "emergency": _emergency_out(inc.emergency),
     }
+
+
+def _emergency_out(em: Emergency) -> dict[str, Any]:
+    return {
+        "warning": em.warning.value if em.warning else None,
+        "warning_history": [[_dt(at), lv.value if lv else None, why, who] for at, lv, why, who in em.warning_history],
+        "commander": em.commander,
+        "handovers": [[_dt(h.at), h.previous, h.to, h.note, h.situation] for h in em.handovers],
+        "assignments": [
+            [a.role, a.user, _dt(a.since), a.by, _dt(a.shift_start), _dt(a.shift_end), _dt(a.ended)]
+            for a in em.assignments
+        ],
+        "log": [[e.category, to_json(e.text), _dt(e.at), e.actor, e.source] for e in em.log],
+        "sitreps": [
+            [r.number, _dt(r.drafted_at), r.drafted_by, r.facts, r.text, _dt(r.released_at), r.edits]
+            for r in em.sitreps
+        ],
+        "requests": [
+            {
+                "id": r.id,
+                "resource": r.resource,
+                "quantity": r.quantity,
+                "destination": r.destination,
+                "requested_at": _dt(r.requested_at),
+                "requested_by": r.requested_by,
+                "needed_by": _dt(r.needed_by),
+                "step": r.step,
+                "cancelled": r.cancelled,
+                "units": {
+                    u: [m.capacity, _dt(m.allocated_at), _dt(m.dispatched_at), _dt(m.arrived_at), _dt(m.returned_at)]
+                    for u, m in r.units.items()
+                },
+            }
+            for r in em.requests.values()
+        ],
+        "services": em.services,
+        "areas": em.areas,
+        "parent": em.parent,
+        "children": em.children,
+        "joined": [list(j) for j in em.joined],
+        "cancelled": em.cancelled,
+    }
+
+
+def _emergency_in(d: dict[str, Any]) -> Emergency:
+    em = Emergency()
+    em.warning = WarningLevel(d["warning"]) if d["warning"] else None
+    em.warning_history = [
+        (_rdt(at), WarningLevel(lv) if lv else None, why, who) for at, lv, why, who in d["warning_history"]
+    ]
+    em.commander = d["commander"]
+    em.handovers = [Handover(_rdt(at), prev, to, note, sit) for at, prev, to, note, sit in d["handovers"]]
+    em.assignments = [
+        Assignment(role, user, _rdt(since), by, _pdt(start), _pdt(end), _pdt(ended))
+        for role, user, since, by, start, end, ended in d["assignments"]
+    ]
+    em.log = [LogEntry(cat, from_json(text), _rdt(at), actor, src) for cat, text, at, actor, src in d["log"]]
+    em.sitreps = [
+        Sitrep(n, _rdt(at), by, facts, text, _pdt(rel), edits) for n, at, by, facts, text, rel, edits in d["sitreps"]
+    ]
+    for r in d["requests"]:
+        state = RequestState(
+            r["id"],
+            r["resource"],
+            r["quantity"],
+            r["destination"],
+            _rdt(r["requested_at"]),
+            r["requested_by"],
+            _pdt(r["needed_by"]),
+            r["step"],
+            cancelled=r["cancelled"],
+        )
+        for unit, (cap, alloc, disp, arr, ret) in r["units"].items():
+            state.units[unit] = UnitMovement(cap, _rdt(alloc), _pdt(disp), _pdt(arr), _pdt(ret))
+        em.requests[state.id] = state
+    em.services = list(d["services"])
+    em.areas = list(d["areas"])
+    em.parent = d["parent"]
+    em.children = list(d["children"])
+    em.joined = [(pid, digest) for pid, digest in d["joined"]]
+    em.cancelled = d["cancelled"]
+    return em
+
+
+def joined_playbooks(data: dict[str, Any]) -> list[str]:
+    """The content hashes of the playbooks a snapshot's incident joined, in order."""
+    return [digest for _pid, digest in data.get("emergency", {}).get("joined", [])]
 
 
 def from_snapshot(incident_id: int, playbook: Playbook, data: dict[str, Any]) -> Incident:
@@ -141,4 +238,5 @@ def from_snapshot(incident_id: int, playbook: Playbook, data: dict[str, Any]) ->
     inc.notifications_sent = {k: [_rdt(t) for t in v] for k, v in data["notifications_sent"].items()}
     inc.closed = data["closed"]
     inc.updated_at = _pdt(data["updated_at"])
+    inc.emergency = _emergency_in(data["emergency"])
     return inc

@@ -71,7 +71,9 @@ class GroupCommitAppender:
                     with conn.begin():
                         for records, _ in batch:
                             for r in records:
-                                trail.record(action=r.action, actor=r.actor, subject=r.subject, payload=r.payload, at=r.at)
+                                trail.record(
+                                    action=r.action, actor=r.actor, subject=r.subject, payload=r.payload, at=r.at
+                                )
                 except Exception as exc:
                     for _, done in batch:
                         done.set_exception(exc)

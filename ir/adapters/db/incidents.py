@@ -8,6 +8,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
@@ -24,11 +25,12 @@ from ir.adapters.db.tables import (
 from ir.app.ports import StaleIncident, StoredEvent, StoredRow
 from ir.domain.clocks import ClockName
 from ir.domain.deadlines import CalendarFor, Deadline, deadlines, touched_refs
+from ir.domain.emergency import merge_playbooks
 from ir.domain.errors import NotFound
 from ir.domain.events import Event, event_from_dict, event_to_dict
 from ir.domain.incident import Incident, StepStatus
 from ir.domain.playbook import Playbook
-from ir.domain.snapshot import from_snapshot, to_snapshot
+from ir.domain.snapshot import from_snapshot, joined_playbooks, to_snapshot
 
 SNAPSHOT_EVERY = 250
 CACHE_SIZE = 256
@@ -175,20 +177,7 @@ class SqlIncidentRepository:
     def add(self, incident: Incident, events: Sequence[Event]) -> tuple[Incident, list[StoredRow]]:
         """Store a new incident; its id is allocated by the database."""
         pb = incident.playbook
-        self.playbooks.remember(pb)
-        exists = self.conn.execute(
-            select(playbook_versions.c.hash).where(playbook_versions.c.hash == pb.content_hash)
-        ).first()
-        if exists is None:
-            self.conn.execute(
-                insert(playbook_versions).values(
-                    hash=pb.content_hash,
-                    playbook_id=pb.id,
-                    version=pb.version,
-                    source=pb.source,
-                    stored_at=events[0].at,
-                )
-            )
+        self.remember_playbook(pb, events[0].at)
         probe = Incident(id=0, playbook=pb)
         for e in events:
             probe.apply(e)
@@ -209,6 +198,7 @@ class SqlIncidentRepository:
         ).inserted_primary_key
         assert new_id is not None
         incident.id = int(new_id[0])
+        incident.resolve_playbook = self.resolver()
         stored = self._write_events(incident.id, 0, events)
         for e in events:
             incident.apply(e)
@@ -332,6 +322,12 @@ class SqlIncidentRepository:
             }
             for row in rows
         ]
+        produced = {r["ref"] for r in rows}
+        gone = [r for r in refs if r not in produced and not r.startswith("step:")]
+        if gone:  # an obligation that no longer applies (a cancelled request, a lapsed notification)
+            self.conn.execute(
+                delete(work_items).where(and_(work_items.c.incident_id == incident.id, work_items.c.ref.in_(gone)))
+            )
         if not params:
             return
         raw = sqlite_fast.driver(self.conn)
@@ -380,6 +376,28 @@ class SqlIncidentRepository:
         self.cache.put(incident)
         return incident
 
+    def resolver(self) -> Callable[[str], Playbook]:
+        """How an incident loads a playbook it joined, by content hash."""
+        conn, cache = self.conn, self.playbooks
+        return lambda digest: cache.get(conn, digest)
+
+    def remember_playbook(self, playbook: Playbook, at: datetime) -> None:
+        """Store a playbook's exact text by content hash (frozen into the incidents that use it)."""
+        self.playbooks.remember(playbook)
+        exists = self.conn.execute(
+            select(playbook_versions.c.hash).where(playbook_versions.c.hash == playbook.content_hash)
+        ).first()
+        if exists is None:
+            self.conn.execute(
+                insert(playbook_versions).values(
+                    hash=playbook.content_hash,
+                    playbook_id=playbook.id,
+                    version=playbook.version,
+                    source=playbook.source,
+                    stored_at=at,
+                )
+            )
+
     def _load(self, incident_id: int, digest: str, version: int) -> Incident:
         playbook = self.playbooks.get(self.conn, digest)
         snap = self.conn.execute(
@@ -388,9 +406,13 @@ class SqlIncidentRepository:
             )
         ).first()
         if snap is not None:
-            incident = from_snapshot(incident_id, playbook, json.loads(snap[1]))
+            data = json.loads(snap[1])
+            for joined in joined_playbooks(data):
+                playbook = merge_playbooks(playbook, self.playbooks.get(self.conn, joined))
+            incident = from_snapshot(incident_id, playbook, data)
         else:
             incident = Incident(id=incident_id, playbook=playbook)
+        incident.resolve_playbook = self.resolver()
         for stored in self.events(incident_id, after=incident.version):
             incident.apply(stored.event)
         return incident

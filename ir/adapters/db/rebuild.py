@@ -30,6 +30,7 @@ def rebuild(db: Database, *, batch: int = 500) -> tuple[int, int]:
                     select(incidents.c.playbook_hash).where(incidents.c.id == incident_id)
                 ).scalar_one()
                 inc = Incident(id=incident_id, playbook=db.playbooks.get(conn, digest))
+                inc.resolve_playbook = repo.resolver()
                 rows = conn.execution_options(yield_per=2000).execute(
                     select(incident_events.c.kind, incident_events.c.payload)
                     .where(incident_events.c.incident_id == incident_id)

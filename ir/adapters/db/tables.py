@@ -211,3 +211,43 @@ subject_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("shredded_at", UTCDateTime),
 )
+
+# Registered inventory: generators, emergency vehicles, satellite phones, repair teams … one row a unit,
+# committed to at most one incident's request at a time.
+resource_units = Table(
+    "resource_units",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("base", String(200), nullable=False),
+    Column("capacity", Integer, nullable=False),  # 1 for a unit; more for pooled capacity (Gbit/s, people)
+    Column("status", String(16), nullable=False),  # available | committed | out_of_service
+    Column("incident_id", Integer, ForeignKey("incidents.id")),
+    Column("request_id", String(16)),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_resource_units_kind", "kind", "status"),
+)
+
+# Contacts: personal data, each field sealed under the contact's own key; groups order them for escalation.
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("subject_ref", String(64), nullable=False),
+    Column("name", Text, nullable=False),  # sealed
+    Column("phone", Text),  # sealed
+    Column("email", Text),  # sealed
+    Column("address", Text),  # sealed
+    Column("lang", String(8), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+contact_groups = Table(
+    "contact_groups",
+    metadata,
+    Column("group_id", String(64), nullable=False),
+    Column("contact_id", String(64), ForeignKey("contacts.id"), nullable=False),
+    Column("position", Integer, nullable=False),  # escalation order within the group
+    PrimaryKeyConstraint("group_id", "contact_id"),
+)

@@ -15,6 +15,7 @@ from ir.adapters.audit.writer import SqlAuditTrail
 from ir.adapters.db.engine import WRITE
 from ir.adapters.db.evidence import SqlEvidenceStore
 from ir.adapters.db.incidents import IncidentCache, PlaybookCache, SqlIncidentRepository
+from ir.adapters.db.inventory import SqlInventory
 from ir.domain.clocks import Clock
 from ir.domain.deadlines import CalendarFor
 from ir.domain.personal import Personal
@@ -135,6 +136,7 @@ class SqlUnitOfWork:
         self.evidence = SqlEvidenceStore(conn, folder=self.db.evidence_folder, now=self.db.clock.now())
         self.audit = SqlAuditTrail(conn, log_id=self.db.log_id, keys=self.db.keys)
         self.personal = BoundVault(self.db.vault, conn, self.db.clock)
+        self.inventory = SqlInventory(conn, now=self.db.clock.now())
         return self
 
     @property

@@ -35,7 +35,18 @@ _L = {
     "closed": Text("已关闭", "closed"),
     "waits": Text("等待", "waits on"),
     "approval": Text("待审批", "awaiting approval by"),
+    "warning": Text("预警", "Warning"),
+    "cancelled": Text("已撤销（误报）", "cancelled (false alarm)"),
+    "response_ended": Text("响应已结束", "response ended"),
+    "commander": Text("指挥", "In command"),
+    "impact": Text("影响业务 · 地区", "Services · areas"),
+    "linked": Text("关联事件", "Linked"),
+    "resources": Text("资源调度", "Resources"),
+    "shortfall": Text("缺口", "short"),
+    "sitrep": Text("态势报告", "Situation report"),
+    "draft": Text("草稿", "draft"),
 }
+_WARNING_COLOURS = {"red": "red", "orange": "bright_red", "yellow": "yellow", "blue": "blue"}
 
 
 def _t(key: str, lang: str) -> str:
@@ -88,6 +99,23 @@ def render_board(view: dict[str, Any], *, lang: str, color: bool) -> str:
         )
     else:
         out.append(paint(_t("triage", lang), "yellow"))
+    if view.get("warning"):
+        out.append(
+            paint(f"{_t('warning', lang)}: {view['warning_label']}", _WARNING_COLOURS[view["warning"]], bold=True)
+        )
+    if view.get("cancelled"):
+        out.append(paint(f"{_t('cancelled', lang)}: {view['cancelled']}", "bright_black"))
+    if view.get("response_ended"):
+        out.append(f"{_t('response_ended', lang)} {local_time(view['response_ended'])}")
+    out.append(
+        f"{_t('commander', lang)}: {view['commander']}"
+        + ("  ·  " + "; ".join(f"{r}: {', '.join(u)}" for r, u in view["on_duty"].items()) if view["on_duty"] else "")
+    )
+    if view.get("services") or view.get("areas"):
+        out.append(f"{_t('impact', lang)}: {', '.join(view['services']) or '-'} · {', '.join(view['areas']) or '-'}")
+    if view.get("parent") or view.get("children"):
+        links = ([f"↑ #{view['parent']}"] if view["parent"] else []) + [f"↓ #{c}" for c in view["children"]]
+        out.append(f"{_t('linked', lang)}: {' '.join(links)}")
     if view["suggested_level"] and view["suggested_level"] != view["level"]:
         out.append(f"{_t('suggested', lang)}: {view['suggested_level']}")
     if view["missing_facts"]:
@@ -133,6 +161,21 @@ def render_board(view: dict[str, Any], *, lang: str, color: bool) -> str:
                 extra = f"  {_t('approval', lang)} {', '.join(s['approvals_waiting'])}"
             who = f" @{s['assignee']}" if s["assignee"] else ""
             out.append(f"  {status:<11} {s['id']:<24} {s['role_title']}{who}{due}{extra}")
+    live = [r for r in view.get("resources", []) if not r["cancelled"]]
+    if live:
+        out.append("")
+        out.append(f"{_t('resources', lang)}:")
+        for r in live:
+            stages: dict[str, int] = {}
+            for stage in r["units"].values():
+                stages[stage] = stages.get(stage, 0) + 1
+            moving = ", ".join(f"{k} {v}" for k, v in stages.items()) or "-"
+            short = paint(f"  {_t('shortfall', lang)} {r['shortfall']}", "red") if r["shortfall"] else ""
+            out.append(f"  {r['request']:<4} {r['title']} ×{r['quantity']} → {r['destination']}  [{moving}]{short}")
+    if view.get("sitreps"):
+        last = view["sitreps"][-1]
+        state = local_time(last["released_at"]) if last["released_at"] else _t("draft", lang)
+        out.append(f"{_t('sitrep', lang)} #{last['number']}: {state}")
     due_items = [d for d in view["deadlines"] if d["kind"] != "step" and d["state"] not in ("met",)]
     if due_items:
         out.append("")

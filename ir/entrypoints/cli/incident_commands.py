@@ -95,6 +95,9 @@ def _facts(pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--detected", help="when it was detected, if before now (ISO 8601)")
 @click.option("--simulate", help="run on simulated time from this instant (drills and tests)")
 @click.option("--speed", type=float, default=1.0, help="simulated time runs this many times faster")
+@click.option("--warning", type=click.Choice(["red", "orange", "yellow", "blue"]), help="open in a warning phase")
+@click.option("--impact", help="the expected impact, with a warning (a typhoon's landfall), ISO 8601")
+@click.option("--commander", help="who commands it (default: you)")
 @json_option
 def open_(
     playbook: str,
@@ -105,6 +108,9 @@ def open_(
     detected: str | None,
     simulate: str | None,
     speed: float,
+    warning: str | None,
+    impact: str | None,
+    commander: str | None,
     as_json: bool,
 ) -> None:
     """Open an incident from a playbook (an id from the library, or a path)."""
@@ -121,11 +127,16 @@ def open_(
             detected_at=_instant(detected, "--detected"),
             simulate_from=_instant(simulate, "--simulate"),
             speed=speed,
+            warning=warning,
+            expected_impact=_instant(impact, "--impact"),
+            commander=commander,
         ),
         as_json,
     )
     if not as_json:
         lv = f" at level {level}" if level else " in triage (no level yet: ir classify / ir level)"
+        if warning and not level:
+            lv = f" under a {warning} warning"
         click.echo(f"incident {outcome.incident_id} opened{lv}: ir status {outcome.incident_id}")
 
 

@@ -23,6 +23,11 @@ def default_playbooks_dir() -> str:
     return str(_REPO_PLAYBOOKS)
 
 
+def _default_catalogue_factory() -> str:
+    local = Path("catalogue") / "services.yaml"
+    return str(local if local.is_file() else _REPO_PLAYBOOKS.parent / "catalogue" / "services.yaml")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IR_", toml_file="ir.toml", extra="ignore")
 
@@ -40,7 +45,7 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: float = 60.0
     action_allow_hosts: list[str] = Field(default_factory=list)  # hosts automated actions may call
     due_soon_minutes: int = 15
-    catalogue_file: str = Field(default_factory=lambda: _default_catalogue())
+    catalogue_file: str = Field(default_factory=_default_catalogue_factory)
 
     @classmethod
     def settings_customise_sources(
@@ -65,11 +70,6 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> str:
         return os.path.join(self.data_dir, "keys")
-
-
-def _default_catalogue() -> str:
-    local = Path("catalogue") / "services.yaml"
-    return str(local if local.is_file() else _REPO_PLAYBOOKS.parent / "catalogue" / "services.yaml")
 
 
 def load_settings() -> Settings:

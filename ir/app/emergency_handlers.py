@@ -135,7 +135,7 @@ def emergency_table(h: Handlers, catalogue: ServiceCatalogue) -> dict[type[Comma
             "incident.handover",
             lambda c, i, now, u: ed.hand_over(i, c.to, actor=c.actor.id, now=now, note=c.note, situation=s(i, now)),
         ),
-        AddLogEntry: act("log.add", lambda c, i, now, u: log_entry(c, i, now, u)),
+        AddLogEntry: act("log.add", log_entry),
         DraftSitrep: act("sitrep.draft", lambda c, i, now, u: draft(c, i, now)),
         EditSitrep: act(
             "sitrep.edit",

@@ -48,19 +48,6 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "add-playbook": ("ir.entrypoints.cli.emergency_commands", "add_playbook"),
     "resources": ("ir.entrypoints.cli.emergency_commands", "resources"),
     "contacts": ("ir.entrypoints.cli.emergency_commands", "contacts"),
-    "warning": ("ir.entrypoints.cli.emergency_commands", "warning"),
-    "end-response": ("ir.entrypoints.cli.emergency_commands", "end_response"),
-    "cancel": ("ir.entrypoints.cli.emergency_commands", "cancel"),
-    "reopen": ("ir.entrypoints.cli.emergency_commands", "reopen"),
-    "assign": ("ir.entrypoints.cli.emergency_commands", "assign"),
-    "handover": ("ir.entrypoints.cli.emergency_commands", "handover"),
-    "log": ("ir.entrypoints.cli.emergency_commands", "log_"),
-    "sitrep": ("ir.entrypoints.cli.emergency_commands", "sitrep"),
-    "impact": ("ir.entrypoints.cli.emergency_commands", "impact"),
-    "link": ("ir.entrypoints.cli.emergency_commands", "link"),
-    "add-playbook": ("ir.entrypoints.cli.emergency_commands", "add_playbook"),
-    "resources": ("ir.entrypoints.cli.emergency_commands", "resources"),
-    "contacts": ("ir.entrypoints.cli.emergency_commands", "contacts"),
 }
 
 

@@ -103,12 +103,10 @@ def sitrep_text(inc: Incident, number: int, s: dict[str, Any]) -> dict[str, str]
         zh.append("资源缺口：" + "；".join(f"{k} {v}" for k, v in s["shortfalls"].items()))
         en.append("Shortfalls: " + "; ".join(f"{k} {v}" for k, v in s["shortfalls"].items()))
     steps = s["steps"]
-    zh.append(
-        f"处置进展：已完成 {steps.get('done', 0)}，进行中 {steps.get('in_progress', 0)}，待办 {steps.get('ready', 0) + steps.get('pending', 0)}"
-    )
-    en.append(
-        f"Progress: {steps.get('done', 0)} done, {steps.get('in_progress', 0)} in progress, {steps.get('ready', 0) + steps.get('pending', 0)} to do"
-    )
+    done, doing = steps.get("done", 0), steps.get("in_progress", 0)
+    todo = steps.get("ready", 0) + steps.get("pending", 0)
+    zh.append(f"处置进展：已完成 {done}，进行中 {doing}，待办 {todo}")
+    en.append(f"Progress: {done} done, {doing} in progress, {todo} to do")
     if s["overdue"]:
         zh.append("已超时：" + "；".join(f"{o['title_zh']}（超 {_span(o['late_by_s'])}）" for o in s["overdue"]))
         en.append("Overdue: " + "; ".join(f"{o['title']} (late {_span(o['late_by_s'])})" for o in s["overdue"]))

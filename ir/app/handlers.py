@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ir.app.permissions import authorize
@@ -359,13 +359,13 @@ class Handlers:
     def _audit(self, uow: UnitOfWork, c: Command, action: str, stored: Sequence[StoredRow]) -> None:
         """One audit record per stored event, fingerprinting it (fail closed: in the same transaction)."""
         at = self.clock.now()
-        for row in stored:
+        for i, row in enumerate(stored):
             uow.audit.record(
                 action=action,
                 actor=c.actor.id,
                 subject=f"incident:{row.incident_id}",
                 payload={"kind": row.kind, "seq": row.seq, "event": row.payload},
-                at=at,
+                at=at + timedelta(microseconds=i),  # one command's records are sealed in event order
                 ref=f"incident:{row.incident_id}#{row.seq}",
                 digest=uow.audit.event_digest(row.incident_id, row.seq, row.kind, row.payload),
             )

@@ -235,6 +235,19 @@ def resource_deadlines(inc: Incident) -> list[Deadline]:
     return out
 
 
+def regime_deadlines(inc: Incident, calendar_for: CalendarFor | None) -> list[Deadline]:
+    from ir.domain.obligations import obligation_states
+
+    out = []
+    for s in obligation_states(inc, inc.regimes, calendar_for=calendar_for):
+        title = Text(
+            f"{s.regime.title.zh_cn}：{s.obligation.title.zh_cn}", f"{s.regime.title.en}: {s.obligation.title.en}"
+        )
+        anchor = " / ".join(str(c) for c in s.variant.clauses) if s.variant else ""
+        out.append(Deadline(s.ref, "regime", title, s.due_at, s.submitted_at, None, anchor))
+    return out
+
+
 def deadlines(
     inc: Incident, *, calendar_for: CalendarFor | None = None, refs: Iterable[str] | None = None
 ) -> list[Deadline]:
@@ -259,6 +272,8 @@ def deadlines(
             out.append(sitrep)
     if wanted is None or any(r.startswith("resource:") for r in wanted):
         out.extend(d for d in resource_deadlines(inc) if wanted is None or d.ref in wanted)
+    if inc.regimes and (wanted is None or any(r.startswith("regime:") for r in wanted)):
+        out.extend(d for d in regime_deadlines(inc, calendar_for) if wanted is None or d.ref in wanted)
     far = datetime.max.replace(tzinfo=inc.opened_at.tzinfo if inc.opened_at else None)
     out.sort(key=lambda d: (d.due_at is None, d.due_at or far, d.ref))
     return out

@@ -407,3 +407,34 @@ def event_from_dict(kind: str, payload: dict[str, Any]) -> Event:
         if name in args:
             args[name] = from_json(args[name])
     return cls(**args)
+
+
+# -- regulators --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportabilityJudged(Event):
+    """Where reportability is a judgement: whether, and from when, the incident must be reported."""
+
+    kind: ClassVar[str] = "reportability_judged"
+    regime: str
+    reportable: bool
+    instant: datetime
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportSubmitted(Event):
+    """A report filed with a regulator: who, when, the exact document (by hash), its reference."""
+
+    kind: ClassVar[str] = "report_submitted"
+    regime: str
+    obligation: str
+    reference: str
+    document_sha256: str
+    document_name: str
+    late_reason: str | None = None
+    partial: bool = False
+
+
+EVENT_TYPES.update({ReportabilityJudged.kind: ReportabilityJudged, ReportSubmitted.kind: ReportSubmitted})

@@ -6,7 +6,7 @@ produce events, and refuse invalid acts with a clear message, are in ir.domain.d
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -16,6 +16,9 @@ from ir.domain.clocks import ClockName
 from ir.domain.durations import parse_duration
 from ir.domain.emergency import APPLY as emergency_apply
 from ir.domain.emergency import Emergency
+from ir.domain.obligations import APPLY as regulatory_apply
+from ir.domain.obligations import Regulatory
+from ir.domain.regimes import Regime
 from ir.domain.events import (
     ActionConfirmed,
     ActionSucceeded,
@@ -147,6 +150,9 @@ class Incident:
     closed: bool = False
     updated_at: datetime | None = None
     emergency: Emergency = field(default_factory=Emergency)
+    regulatory: Regulatory = field(default_factory=Regulatory)
+    # the regimes its playbook names, attached when it is loaded (data, not events)
+    regimes: Mapping[str, Regime] = field(default_factory=dict, repr=False, compare=False)
     # how a joined playbook is loaded by its content hash while folding (set by the repository)
     resolve_playbook: Callable[[str], Playbook] | None = field(default=None, repr=False, compare=False)
 
@@ -398,6 +404,7 @@ _APPLY: dict[type[Event], Any] = {
     NotificationSent: _sent,
     IncidentClosed: _closed,
     **emergency_apply,
+    **regulatory_apply,
 }
 
 

@@ -28,10 +28,11 @@ from ir.domain.incident import (
     StepStatus,
 )
 from ir.domain.levels import ResponseLevel, WarningLevel
+from ir.domain.obligations import Judgement, Submission
 from ir.domain.personal import from_json, to_json
 from ir.domain.playbook import Playbook
 
-FORMAT = 2
+FORMAT = 3
 
 
 def _dt(value: datetime | None) -> str | None:
@@ -105,6 +106,23 @@ def to_snapshot(inc: Incident) -> dict[str, Any]:
         "closed": inc.closed,
         "updated_at": _dt(inc.updated_at),
         "emergency": _emergency_out(inc.emergency),
+        "regulatory": {
+            "judgements": {
+                r: [j.reportable, _dt(j.instant), j.reason, j.actor, _dt(j.at)]
+                for r, j in inc.regulatory.judgements.items()
+            },
+            "submissions": [
+                [
+                    regime,
+                    ob,
+                    [
+                        [_dt(s.at), s.actor, s.reference, s.document_sha256, s.document_name, s.late_reason, s.partial]
+                        for s in subs
+                    ],
+                ]
+                for (regime, ob), subs in inc.regulatory.submissions.items()
+            ],
+        },
     }
 
 
@@ -239,4 +257,16 @@ def from_snapshot(incident_id: int, playbook: Playbook, data: dict[str, Any]) ->
     inc.closed = data["closed"]
     inc.updated_at = _pdt(data["updated_at"])
     inc.emergency = _emergency_in(data["emergency"])
+    reg = data["regulatory"]
+    inc.regulatory.judgements = {
+        r: Judgement(rep, _rdt(instant), reason, actor, _rdt(at))
+        for r, (rep, instant, reason, actor, at) in reg["judgements"].items()
+    }
+    inc.regulatory.submissions = {
+        (regime, ob): [
+            Submission(_rdt(at), actor, ref, sha, name, late, partial)
+            for at, actor, ref, sha, name, late, partial in subs
+        ]
+        for regime, ob, subs in reg["submissions"]
+    }
     return inc

@@ -75,6 +75,7 @@ class GroupCommitAppender:
                                     action=r.action, actor=r.actor, subject=r.subject, payload=r.payload, at=r.at
                                 )
                 except Exception as exc:
+                    self.db.keys.forget()  # a data key made in the failed transaction is gone with it
                     for _, done in batch:
                         done.set_exception(exc)
                     continue

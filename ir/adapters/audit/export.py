@@ -72,7 +72,7 @@ def build_index(conn: Connection, log_id: str, size: int | None = None) -> TreeI
     )
     if size is not None:
         query = query.limit(size)
-    for (entry,) in conn.execution_options(stream_results=True, yield_per=10_000).execute(query):
+    for (entry,) in conn.execute(query, execution_options={"stream_results": True, "yield_per": 10_000}):
         index.append(bytes(entry))
     return index
 
@@ -124,7 +124,9 @@ def records(
         query = query.where(audit_records.c.created_at >= after_time)
     if before_time is not None:
         query = query.where(audit_records.c.created_at < before_time)
-    yield from conn.execution_options(stream_results=True, yield_per=5000).execute(query.order_by(audit_records.c.seq))
+    yield from conn.execute(
+        query.order_by(audit_records.c.seq), execution_options={"stream_results": True, "yield_per": 5000}
+    )
 
 
 def record_json(row: Any, *, proof: list[bytes] | None, tree_size: int | None) -> dict[str, Any]:

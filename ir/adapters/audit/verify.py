@@ -79,7 +79,7 @@ def _rows(conn: Connection, log_id: str, batch: int = 5000) -> Iterator[tuple[An
                 return
             yield from chunk
     else:
-        result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+        result = conn.execute(query, execution_options={"stream_results": True, "yield_per": batch})
         yield from result
 
 
@@ -234,10 +234,11 @@ def check_events(conn: Connection, log_id: str, report: Report) -> None:
         )
     ):
         fingerprints[str(ref)] = bytes(digest)
-    rows = conn.execution_options(stream_results=True, yield_per=5000).execute(
+    rows = conn.execute(
         select(
             incident_events.c.incident_id, incident_events.c.seq, incident_events.c.kind, incident_events.c.payload
-        ).order_by(incident_events.c.incident_id, incident_events.c.seq)
+        ).order_by(incident_events.c.incident_id, incident_events.c.seq),
+        execution_options={"stream_results": True, "yield_per": 5000},
     )
     for incident_id, seq, kind, payload in rows:
         ref = f"incident:{incident_id}#{seq}"

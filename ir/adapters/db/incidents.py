@@ -5,9 +5,10 @@ hundred events, the projections kept in the same transaction, and a per-process 
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from ir.app.ports import StaleIncident, StoredEvent, StoredRow
 from ir.domain.clocks import ClockName
 from ir.domain.deadlines import CalendarFor, Deadline, deadlines, touched_refs
 from ir.domain.emergency import merge_playbooks
+from ir.domain.regimes import Regime
 from ir.domain.errors import NotFound
 from ir.domain.events import Event, event_from_dict, event_to_dict
 from ir.domain.incident import Incident, StepStatus
@@ -161,8 +163,10 @@ class SqlIncidentRepository:
         touched: set[int],
         trust_cache: bool = False,
         held: list[threading.Lock] | None = None,
+        regimes: Mapping[str, Regime] | None = None,
     ) -> None:
         self.conn = conn
+        self.regimes: Mapping[str, Regime] = regimes or {}
         # In a write transaction the cached state need not be checked against the stored version: the
         # append is guarded by the events' primary key, and a stale cache is re-read and retried.
         self.trust_cache = trust_cache
@@ -199,6 +203,7 @@ class SqlIncidentRepository:
         assert new_id is not None
         incident.id = int(new_id[0])
         incident.resolve_playbook = self.resolver()
+        incident.regimes = self.regimes
         stored = self._write_events(incident.id, 0, events)
         for e in events:
             incident.apply(e)
@@ -215,7 +220,7 @@ class SqlIncidentRepository:
         self.touched.add(incident.id)
         try:
             stored = self._write_events(incident.id, expected, events)
-        except IntegrityError:
+        except (IntegrityError, sqlite3.IntegrityError):  # the driver's own, on the direct SQLite path
             self.cache.evict(incident.id)
             raise StaleIncident() from None
         refs = touched_refs(incident, events)
@@ -413,6 +418,7 @@ class SqlIncidentRepository:
         else:
             incident = Incident(id=incident_id, playbook=playbook)
         incident.resolve_playbook = self.resolver()
+        incident.regimes = self.regimes
         for stored in self.events(incident_id, after=incident.version):
             incident.apply(stored.event)
         return incident

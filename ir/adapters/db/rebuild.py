@@ -31,10 +31,11 @@ def rebuild(db: Database, *, batch: int = 500) -> tuple[int, int]:
                 ).scalar_one()
                 inc = Incident(id=incident_id, playbook=db.playbooks.get(conn, digest))
                 inc.resolve_playbook = repo.resolver()
-                rows = conn.execution_options(yield_per=2000).execute(
+                rows = conn.execute(
                     select(incident_events.c.kind, incident_events.c.payload)
                     .where(incident_events.c.incident_id == incident_id)
-                    .order_by(incident_events.c.seq)
+                    .order_by(incident_events.c.seq),
+                    execution_options={"yield_per": 2000},
                 )
                 for kind, payload in rows:
                     inc.apply(event_from_dict(kind, json.loads(payload)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 
@@ -18,6 +18,7 @@ from ir.adapters.db.incidents import IncidentCache, PlaybookCache, SqlIncidentRe
 from ir.adapters.db.inventory import SqlInventory
 from ir.domain.clocks import Clock
 from ir.domain.deadlines import CalendarFor
+from ir.domain.regimes import Regime
 from ir.domain.personal import Personal
 
 
@@ -34,6 +35,7 @@ class Database:
         log_id: str,
         calendar_for: CalendarFor | None = None,
         evidence_folder: str | None = None,
+        regimes: Mapping[str, Regime] | None = None,
     ) -> None:
         self.engine = engine
         self.cache = IncidentCache()
@@ -44,6 +46,7 @@ class Database:
         self.log_id = log_id
         self.calendar_for = calendar_for
         self.evidence_folder = evidence_folder
+        self.regimes: Mapping[str, Regime] = regimes or {}
         self._local = threading.local()
 
     def writer_connection(self) -> Connection:
@@ -132,6 +135,7 @@ class SqlUnitOfWork:
             touched=self._touched,
             trust_cache=True,
             held=self._held,
+            regimes=self.db.regimes,
         )
         self.evidence = SqlEvidenceStore(conn, folder=self.db.evidence_folder, now=self.db.clock.now())
         self.audit = SqlAuditTrail(conn, log_id=self.db.log_id, keys=self.db.keys)
@@ -160,6 +164,7 @@ class SqlUnitOfWork:
             if not self._committed:
                 for incident_id in self._touched:  # the cached state ran ahead of what was stored
                     self.db.cache.evict(incident_id)
+                self.db.keys.forget()  # a data key made in this transaction is gone with it
                 conn.rollback()
         except Exception:
             conn.invalidate()  # a broken connection is replaced on the next unit of work

@@ -152,10 +152,29 @@ class _Compiler:
             doc = PlaybookDoc.model_validate(data)
         except ValidationError as exc:
             self._shape_problems(exc)
+            self._semantics_despite(exc, data)
             return None
         if self.located.problems:
             return None
         return self._semantics(doc)
+
+    def _semantics_despite(self, exc: ValidationError, data: dict[str, Any]) -> None:
+        """When only identity fields are malformed, references, cycles and expressions are still checked
+        (with stand-ins for those fields), so one run lists those problems too."""
+        broken = {err["loc"][0] for err in exc.errors() if err["loc"]}
+        if not broken or not broken <= set(_STAND_INS):
+            return
+        patched = {k: v for k, v in data.items() if k not in broken}
+        patched.update({k: _STAND_INS[k] for k in broken if _STAND_INS[k] is not None})
+        try:
+            doc = PlaybookDoc.model_validate(patched)
+        except ValidationError:
+            return
+        before = len(self.problems)
+        self._semantics(doc)
+        self.problems[before:] = [
+            p for p in self.problems[before:] if p.severity == "error" and not _on_keys(self.located, p, broken)
+        ]
 
     # -- shape: what pydantic found ----------------------------------------------------------------
 
@@ -622,6 +641,34 @@ class _Compiler:
                     state[nxt] = 1
                     path.append(nxt)
                     stack.append((nxt, iter(graph[nxt])))
+
+
+# Stand-ins for malformed identity fields, so the rest of a playbook can still be checked.
+_STAND_INS: dict[str, Any] = {
+    "id": "x",
+    "version": "0",
+    "title": {"zh-CN": "-", "en": "-"},
+    "category": "outage",
+    "type": "other/other",
+    "owner": "-",
+    "approval": {"status": "draft"},
+    "review_by": None,
+    "scope": None,
+    "references": [],
+    "regimes": [],
+    "calendar": {},
+    "sitrep": None,
+    "restoration": {"degraded": {"zh-CN": "-", "en": "-"}, "full": {"zh-CN": "-", "en": "-"}},
+}
+
+
+def _on_keys(located: Located, problem: Problem, keys: set[Any]) -> bool:
+    """Whether a problem sits on one of these top-level keys (a stand-in's own problem)."""
+    for key in keys:
+        mark = located.keys.get((key,))
+        if mark is not None and mark.line == problem.line:
+            return True
+    return False
 
 
 def _text(doc: TextDoc | None) -> Text | None:

@@ -76,6 +76,10 @@ def _run(command: Command, as_json: bool, message: str | None = None) -> Outcome
     return outcome
 
 
+def _iso(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 def _facts(pairs: tuple[str, ...]) -> dict[str, object]:
     out: dict[str, object] = {}
     for pair in pairs:
@@ -151,7 +155,7 @@ def incidents(open_only: bool, as_json: bool) -> None:
     with app.db.connection() as conn:
         rows = list_incidents(conn, open_only=open_only)
     if as_json:
-        click.echo(json.dumps(rows, default=str, ensure_ascii=False))
+        click.echo(json.dumps(rows, default=_iso, ensure_ascii=False))
         return
     if not rows:
         click.echo("no incidents")

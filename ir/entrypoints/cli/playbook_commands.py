@@ -42,8 +42,10 @@ def validate(paths: tuple[str, ...], as_json: bool) -> None:
             for problem in r.problems:
                 click.echo(str(problem))
         valid = sum(1 for r in results if r.ok)
-        summary = f"{valid} of {len(results)} playbook(s) valid, {errors} error(s)"
-        click.echo(summary if errors else f"ok: {summary}", err=bool(errors))
+        if errors:
+            click.echo(f"{valid} of {len(results)} playbook(s) valid, {errors} error(s)", err=True)
+        else:
+            click.echo(f"ok: {len(results)} playbook(s) valid")
     if errors:
         raise click.exceptions.Exit(1)
 

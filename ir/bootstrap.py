@@ -14,6 +14,8 @@ from ir.adapters.audit.sealer import Sealer
 from ir.adapters.audit.service import AuditService
 from ir.adapters.calendars import official_calendar
 from ir.adapters.catalogue import ServiceCatalogue
+from ir.adapters.regimes import load_regimes
+from ir.adapters.reports.regulator import render as render_report
 from ir.adapters.clock import SystemClock
 from ir.adapters.db.engine import make_engine
 from ir.adapters.db.incidents import PlaybookCache
@@ -25,6 +27,7 @@ from ir.adapters.playbooks.library import PlaybookLibrary
 from ir.app.actions import ActionClient, ActionHook
 from ir.app.handlers import Handlers
 from ir.app.personal_data import PersonalData
+from ir.app.reports import Reports
 from ir.config import Settings
 from ir.domain.clocks import Clock
 from ir.domain.durations import WorkingCalendar
@@ -43,6 +46,7 @@ class App:
     audit: AuditService
     verifier_key: str
     personal: PersonalData
+    reports: Reports
 
     _appender: GroupCommitAppender | None = None
 
@@ -99,6 +103,7 @@ def build(
     if check_schema:
         require_migrated(engine)
     keyring = Keyring(folder=settings.keys_dir, env_value=settings.audit_kek)
+    regimes = load_regimes(settings.regimes_dir)
     db = Database(
         engine,
         playbooks=PlaybookCache(compile_stored),
@@ -107,6 +112,7 @@ def build(
         log_id=settings.audit_log_id,
         calendar_for=calendar_for,
         evidence_folder=settings.evidence_dir,
+        regimes=regimes,
     )
     signer, _verifier, verifier_key = load_signer(key_file=settings.signer_file, name=settings.audit_log_id)
     publisher = CheckpointPublisher(
@@ -157,4 +163,22 @@ def build(
         audit=audit,
         verifier_key=verifier_key,
         personal=PersonalData(uow=db.uow, clock=clock),
+        reports=Reports(
+            uow=db.uow,
+            clock=clock,
+            regimes=regimes,
+            render=render_report,
+            calendar_for=calendar_for,
+            org={
+                k: v
+                for k, v in (
+                    ("name", settings.org_name),
+                    ("contact", settings.org_contact),
+                    ("dpo", settings.org_dpo),
+                    ("lei", settings.org_lei),
+                )
+                if v
+            },
+            zone=settings.timezone,
+        ),
     )

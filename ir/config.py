@@ -23,6 +23,12 @@ def default_playbooks_dir() -> str:
     return str(_REPO_PLAYBOOKS)
 
 
+def _near(relative: str) -> str:
+    """A folder of the working directory if present, else the one shipped beside the package."""
+    local = Path(relative)
+    return str(local if local.exists() else _REPO_PLAYBOOKS.parent / relative)
+
+
 def _default_catalogue_factory() -> str:
     local = Path("catalogue") / "services.yaml"
     return str(local if local.is_file() else _REPO_PLAYBOOKS.parent / "catalogue" / "services.yaml")
@@ -45,6 +51,11 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: float = 60.0
     action_allow_hosts: list[str] = Field(default_factory=list)  # hosts automated actions may call
     due_soon_minutes: int = 15
+    regimes_dir: str = Field(default_factory=lambda: _near("notifications/regimes"))
+    org_name: str | None = None  # the reporting entity, as reports name it
+    org_contact: str | None = None  # a function's contact (an emergency office), never a person's number
+    org_dpo: str | None = None
+    org_lei: str | None = None
     catalogue_file: str = Field(default_factory=_default_catalogue_factory)
 
     @classmethod

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from ir.app.auditing import record_events
 from ir.app.permissions import authorize
 from ir.app.ports import (
     PlaybookSource,
@@ -357,18 +358,7 @@ class Handlers:
         return events
 
     def _audit(self, uow: UnitOfWork, c: Command, action: str, stored: Sequence[StoredRow]) -> None:
-        """One audit record per stored event, fingerprinting it (fail closed: in the same transaction)."""
-        at = self.clock.now()
-        for i, row in enumerate(stored):
-            uow.audit.record(
-                action=action,
-                actor=c.actor.id,
-                subject=f"incident:{row.incident_id}",
-                payload={"kind": row.kind, "seq": row.seq, "event": row.payload},
-                at=at + timedelta(microseconds=i),  # one command's records are sealed in event order
-                ref=f"incident:{row.incident_id}#{row.seq}",
-                digest=uow.audit.event_digest(row.incident_id, row.seq, row.kind, row.payload),
-            )
+        record_events(uow, actor=c.actor.id, action=action, stored=stored, at=self.clock.now())
 
 
 def warning_level(text: str) -> WarningLevel:

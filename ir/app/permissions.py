@@ -48,6 +48,9 @@ MATRIX: dict[str, frozenset[str]] = {
     "resource.request": frozenset({"commander", "responder"}),
     "resource.allocate": frozenset({"commander"}),
     "resource.move": frozenset({"commander", "responder"}),
+    "report.draft": frozenset({"commander", "communications", "auditor"}),
+    "report.judge": frozenset({"commander"}),
+    "report.submit": frozenset({"commander", "communications"}),
     "incident.read": frozenset({"commander", "responder", "communications", "observer", "auditor"}),
 }
 

@@ -8,20 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ir.domain.clocks import CLOCK_NAMES, ClockName
+from ir.domain.errors import InvalidInput, InvalidTransition
 from ir.domain.events import Event, ReportabilityJudged, ReportSubmitted
 from ir.domain.personal import Personal
 from ir.domain.regimes import (
     CalendarFor,
+    Obligation,
     ObligationState,
     Regime,
     applicable_variant,
     clause_due,
     user_minutes_reportable_at,
 )
+from ir.domain.text import Lang, Text
 
 if TYPE_CHECKING:
     from ir.domain.incident import Incident
@@ -161,3 +164,167 @@ def _anchor(inc: Incident, regime: Regime, trigger: str, reportable: datetime | 
     if trigger in CLOCK_NAMES:
         return inc.clock(ClockName(trigger))
     return None
+
+
+# -- reports: the regime's form filled from the incident ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FilledField:
+    id: str
+    title: Text
+    value: str | None  # None: missing (never invented)
+    required: bool
+
+
+def _local(value: datetime | None, zone: str) -> str | None:
+    from zoneinfo import ZoneInfo
+
+    return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z") if value else None
+
+
+def fill_fields(
+    inc: Incident, obligation: Obligation, *, lang: Lang, org: Mapping[str, str], zone: str
+) -> list[FilledField]:
+    """Each field of the form from what the incident already knows; what it does not know stays missing."""
+    out = []
+    for f in obligation.fields:
+        kind, _, name = f.source.partition(":")
+        value: str | None = None
+        if kind == "clock":
+            value = _local(inc.clock(ClockName(name)), zone) if name in CLOCK_NAMES else None
+        elif kind == "fact":
+            raw = inc.facts.get(name)
+            if raw is not None and not isinstance(raw, Personal):
+                value = f"{int(raw.total_seconds() // 60)} min" if isinstance(raw, timedelta) else str(raw)
+        elif kind == "org":
+            value = org.get(name) or None
+        elif kind == "steps" and name == "done":
+            done = [
+                (p.finished_at, inc.playbook.steps[sid].title.get(lang))
+                for sid, p in inc.steps.items()
+                if p.status.value == "done" and p.finished_at and sid in inc.playbook.steps
+            ]
+            value = "\n".join(f"{_local(at, zone)} {title}" for at, title in sorted(done)) or None
+        elif kind == "log":
+            entries = [e for e in inc.emergency.log if e.category == name and not isinstance(e.text, Personal)]
+            value = "\n".join(str(e.text) for e in entries) or None
+        elif kind == "incident":
+            value = _incident_value(inc, name, lang)
+        out.append(FilledField(f.id, f.title, value, f.required))
+    return out
+
+
+def _incident_value(inc: Incident, name: str, lang: Lang) -> str | None:
+    from ir.domain.incident_types import incident_type_label
+
+    if name == "title":
+        return inc.title or None
+    if name == "type":
+        return incident_type_label(inc.playbook.type).get(lang)
+    if name == "level":
+        return f"{inc.level.value} {inc.level.label.get(lang)}" if inc.level else None
+    if name == "services":
+        return ", ".join(inc.emergency.services) or None
+    if name == "areas":
+        return ", ".join(inc.emergency.areas) or None
+    if name == "duration":
+        if inc.onset and inc.restored_at:
+            minutes = int((inc.restored_at - inc.onset).total_seconds() // 60)
+            return f"{minutes // 60}h{minutes % 60:02d}m"
+        return None
+    if name == "impact":
+        parts = []
+        for fact_name, value in inc.facts.items():
+            fact = inc.playbook.facts.get(fact_name)
+            if fact is None or fact.personal or isinstance(value, Personal):
+                continue
+            shown = f"{int(value.total_seconds() // 60)} min" if isinstance(value, timedelta) else value
+            parts.append(f"{fact.title.get(lang)}: {shown}{(' ' + fact.unit) if fact.unit else ''}")
+        if inc.emergency.services:
+            parts.append(("受影响业务: " if lang == "zh-CN" else "Services: ") + ", ".join(inc.emergency.services))
+        if inc.emergency.areas:
+            parts.append(("受影响地区: " if lang == "zh-CN" else "Areas: ") + ", ".join(inc.emergency.areas))
+        return "\n".join(parts) or None
+    return None
+
+
+# -- decisions -----------------------------------------------------------------------------------------
+
+
+def judge_reportability(
+    inc: Incident,
+    regime: Regime,
+    *,
+    reportable: bool,
+    instant: datetime,
+    reason: str | None,
+    actor: str,
+    now: datetime,
+) -> list[Event]:
+    from ir.domain.decisions import FUTURE_TOLERANCE, _open, _text
+
+    _open(inc)
+    if regime.id not in inc.playbook.regimes:
+        raise InvalidInput(f"regime {regime.id} does not apply to playbook {inc.playbook.id}")
+    why = _text(reason, "reason")
+    if why is None:
+        raise InvalidInput("a judgement of reportability needs --reason", field="reason")
+    if instant.tzinfo is None:
+        raise InvalidInput("give the instant with its time zone", field="at")
+    if instant > now + FUTURE_TOLERANCE:
+        raise InvalidInput("reportability cannot be judged for the future", field="at")
+    return [
+        ReportabilityJudged(at=now, actor=actor, regime=regime.id, reportable=reportable, instant=instant, reason=why)
+    ]
+
+
+def submit_report(
+    inc: Incident,
+    state: ObligationState,
+    *,
+    reference: str,
+    document_sha256: str,
+    document_name: str,
+    missing: list[str],
+    late_reason: str | None,
+    partial: bool,
+    actor: str,
+    now: datetime,
+) -> list[Event]:
+    from ir.domain.decisions import _text
+
+    ref = _text(reference, "reference", limit=200)
+    if ref is None:
+        raise InvalidInput("a submission records the regulator's reference (--reference)", field="reference")
+    ob = state.obligation
+    if state.submitted_at is not None and not state.partial:
+        raise InvalidTransition(f"the {ob.id} report under {state.regime.id} was already submitted ({state.reference})")
+    if partial and not ob.may_phase:
+        raise InvalidInput(
+            f"the {ob.id} report under {state.regime.id} may not be submitted in phases", field="partial"
+        )
+    if missing and not partial:
+        hint = " (or submit in phases with --partial)" if ob.may_phase else ""
+        raise InvalidTransition(f"required fields are missing: {', '.join(missing)}{hint}")
+    why = _text(late_reason, "late_reason")
+    if state.due_at is not None and now > state.due_at and ob.late_reason_required and why is None:
+        late = now - state.due_at
+        raise InvalidInput(
+            f"this report is late by {int(late.total_seconds() // 60)} min: the regime requires the reason "
+            "(--late-reason)",
+            field="late_reason",
+        )
+    return [
+        ReportSubmitted(
+            at=now,
+            actor=actor,
+            regime=state.regime.id,
+            obligation=ob.id,
+            reference=ref,
+            document_sha256=document_sha256,
+            document_name=document_name,
+            late_reason=why,
+            partial=partial,
+        )
+    ]

@@ -161,7 +161,7 @@ class _Compiler:
     def _semantics_despite(self, exc: ValidationError, data: dict[str, Any]) -> None:
         """When only identity fields are malformed, references, cycles and expressions are still checked
         (with stand-ins for those fields), so one run lists those problems too."""
-        broken = {err["loc"][0] for err in exc.errors() if err["loc"]}
+        broken = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
         if not broken or not broken <= set(_STAND_INS):
             return
         patched = {k: v for k, v in data.items() if k not in broken}

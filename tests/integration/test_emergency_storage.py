@@ -177,7 +177,6 @@ def test_contacts_are_sealed_masked_and_erased_with_their_person(app: App, datab
     with app.db.connection() as conn:
         masked = list_contacts(conn)
         opened = list_contacts(conn, app.db.vault)
-        cab = [r["id"] for r in list_contacts(conn, group="provincial-cab")]
         tower = [r["id"] for r in list_contacts(conn, group="china-tower")]
     assert masked == [
         {
@@ -199,7 +198,6 @@ def test_contacts_are_sealed_masked_and_erased_with_their_person(app: App, datab
             "address": MASK,
         },
     ]
-    assert cab == ["c-wang", "c-li"]  # escalation order: the order in the file
     assert tower == ["c-wang"]
     assert opened[1]["name"] == "王小明"
     assert opened[1]["address"] == "海口市龙华区滨海大道88号"
@@ -217,6 +215,16 @@ def test_contacts_are_sealed_masked_and_erased_with_their_person(app: App, datab
     with pytest.raises(NotPermitted):
         app.personal.shred(RESPONDER, "contact:c-li", reason=None)
     assert any(r["action"] == "personal.shred" for r in decrypt_audit(app))
+
+
+def test_a_group_lists_its_contacts_in_escalation_order(app: App) -> None:
+    """docs/emergency.md: a contact's position in a group (its order in the file) is its escalation order."""
+    csv_text = "id,name,groups\nz-duty,Zhou,provincial-cab\na-deputy,An,provincial-cab\nm-chief,Ma,provincial-cab\n"
+    with app.db.uow() as uow:
+        import_csv(uow.conn, app.db.vault, csv_text, at=T0)
+        uow.commit()
+    with app.db.connection() as conn:
+        assert [r["id"] for r in list_contacts(conn, group="provincial-cab")] == ["z-duty", "a-deputy", "m-chief"]
 
 
 def test_a_bad_contacts_file_is_refused_whole(app: App) -> None:
@@ -340,10 +348,10 @@ def test_a_joined_playbook_survives_a_fresh_process_a_snapshot_and_a_rebuild(
 
     projected = [r for r in table_rows(app, work_items) if r["incident_id"] == iid]
     assert rebuild(cold.db) == (1, warm["version"])
-    rebuilt = [r for r in table_rows(cold, work_items) if r["incident_id"] == iid]
-    assert {r["ref"] for r in rebuilt} ^ {r["ref"] for r in projected} == set()
-    assert rebuilt == projected
     assert to_snapshot(loaded(make_app(), iid)) == warm
+    rebuilt = [r for r in table_rows(cold, work_items) if r["incident_id"] == iid]
+    assert {r["ref"] for r in projected} - {r["ref"] for r in rebuilt} == set()  # nothing lost by a rebuild
+    assert rebuilt == projected
 
 
 # -- responders and the roles they hold -------------------------------------------------------------------
@@ -392,13 +400,19 @@ def test_sitrep_and_resource_rows_follow_each_act_and_equal_a_rebuild(
     register(app, ("gen-01", "generator", 50), ("gen-02", "generator", 50), ("team-01", "repair_team", 5))
     iid = open_incident(app, "typhoon-flood")  # level II: a situation report every 4h
     assert items(app, iid, "sitrep") == {"sitrep": ("open", T0 + 4 * H, None)}
-    rows: list[list[dict[str, Any]]] = []
+
+    def mine() -> list[dict[str, Any]]:
+        # the rows this test is about (every row is compared to a rebuild in the joined-playbook test)
+        return [
+            r
+            for r in table_rows(app, work_items)
+            if r["incident_id"] == iid and r["ref"].startswith(("sitrep", "resource:", "step:", "notification:"))
+        ]
 
     def check() -> None:
-        current = [r for r in table_rows(app, work_items) if r["incident_id"] == iid]
-        rows.append(current)
+        current = mine()
         rebuild(make_app().db)
-        assert [r for r in table_rows(app, work_items) if r["incident_id"] == iid] == current
+        assert mine() == current
 
     handle(
         app,

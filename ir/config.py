@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field
@@ -52,6 +53,10 @@ class Settings(BaseSettings):
     action_allow_hosts: list[str] = Field(default_factory=list)  # hosts automated actions may call
     due_soon_minutes: int = 15
     regimes_dir: str = Field(default_factory=lambda: _near("notifications/regimes"))
+    host: str = "127.0.0.1"
+    port: int = 8000
+    session_ttl: timedelta = timedelta(hours=12)
+    secure_cookies: bool = False  # set when served over HTTPS
     org_name: str | None = None  # the reporting entity, as reports name it
     org_contact: str | None = None  # a function's contact (an emergency office), never a person's number
     org_dpo: str | None = None
@@ -77,6 +82,19 @@ class Settings(BaseSettings):
     @property
     def checkpoint_dir(self) -> str:
         return self.audit_checkpoint_dir or os.path.join(self.data_dir, "checkpoints")
+
+    def session_secret(self) -> bytes:
+        """The key that signs console session cookies: a 0600 key file, made on first use."""
+        import secrets
+
+        path = os.path.join(self.keys_dir, "session.key")
+        if not os.path.exists(path):
+            os.makedirs(self.keys_dir, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32) + "\n")
+        with open(path) as fh:
+            return fh.read().strip().encode()
 
     @property
     def keys_dir(self) -> str:

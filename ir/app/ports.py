@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -113,6 +113,18 @@ class Inventory(Protocol):
     def release(self, units: list[str]) -> None: ...
 
 
+class Users(Protocol):
+    def verify(self, user_id: str, password: str, *, lock_after: int, lock_for: timedelta) -> tuple[Any, str]: ...
+
+    def open_session(self, user_id: str, ttl: timedelta) -> tuple[str, str]: ...
+
+    def session(self, session_id: str) -> tuple[Any, str] | None: ...
+
+    def close_session(self, session_id: str) -> None: ...
+
+    def token(self, secret: str) -> tuple[Any, frozenset[str], str] | None: ...
+
+
 class ServiceCatalogue(Protocol):
     def ids(self) -> set[str]: ...
 
@@ -132,6 +144,9 @@ class UnitOfWork(Protocol):
 
     @property
     def inventory(self) -> Inventory: ...
+
+    @property
+    def users(self) -> Users: ...
 
     def __enter__(self) -> UnitOfWork: ...
 

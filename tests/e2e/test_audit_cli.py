@@ -48,11 +48,11 @@ class Session:
         return lines[0]
 
 
-@pytest.fixture
-def session(tmp_path: Path) -> Session:
-    folder = tmp_path / "work"
-    folder.mkdir()
-    s = Session(folder)
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A deployment with an incident worked through the command line (made once, copied for each test)."""
+    s = Session(tmp_path_factory.mktemp("made") / "work")
+    s.folder.mkdir()
     s("db", "upgrade")
     s("open", "ddos", "--title", "Botnet flood on the DNS resolvers", "--level", "II")
     s("step", "1", "confirm", "start")
@@ -62,7 +62,14 @@ def session(tmp_path: Path) -> Session:
     s("note", "1", "scrubbing centre B at 80% capacity")
     s("step", "1", "scrubbing", "start")
     s("note", "1", "traffic back to normal")
-    return s
+    return s.folder
+
+
+@pytest.fixture
+def session(made: Path, tmp_path: Path) -> Session:
+    folder = tmp_path / "work"
+    shutil.copytree(made, folder)  # no process has it open: the database files copy as they are
+    return Session(folder)
 
 
 def entry_hash_of(record: dict[str, Any], log_id: str) -> bytes:

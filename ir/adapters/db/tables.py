@@ -251,3 +251,45 @@ contact_groups = Table(
     Column("position", Integer, nullable=False),  # escalation order within the group
     PrimaryKeyConstraint("group_id", "contact_id"),
 )
+
+# People who sign in, machines' API tokens (stored hashed), and console sessions (revocable).
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the sign-in name
+    Column("display_name", String(200), nullable=False),
+    Column("password_hash", Text, nullable=False),  # argon2id
+    Column("roles", String(200), nullable=False),  # comma-separated system roles
+    Column("lang", String(8), nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("must_change_password", Boolean, nullable=False),
+    Column("failed_attempts", Integer, nullable=False),
+    Column("locked_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 of the secret
+    Column("scopes", String(200), nullable=False),  # comma-separated: read, write
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+    Column("last_used_at", UTCDateTime),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)

@@ -16,6 +16,7 @@ from ir.adapters.db.engine import WRITE
 from ir.adapters.db.evidence import SqlEvidenceStore
 from ir.adapters.db.incidents import IncidentCache, PlaybookCache, SqlIncidentRepository
 from ir.adapters.db.inventory import SqlInventory
+from ir.adapters.db.users import SqlUsers
 from ir.domain.clocks import Clock
 from ir.domain.deadlines import CalendarFor
 from ir.domain.regimes import Regime
@@ -141,6 +142,7 @@ class SqlUnitOfWork:
         self.audit = SqlAuditTrail(conn, log_id=self.db.log_id, keys=self.db.keys)
         self.personal = BoundVault(self.db.vault, conn, self.db.clock)
         self.inventory = SqlInventory(conn, now=self.db.clock.now())
+        self.users = SqlUsers(conn, now=self.db.clock.now())
         return self
 
     @property

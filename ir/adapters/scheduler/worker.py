@@ -18,17 +18,24 @@ POLL = 30.0
 
 
 def run_worker(
-    db: Database, clock: Clock, *, soon: timedelta, once: bool = False, stop: threading.Event | None = None
+    db: Database,
+    clock: Clock,
+    *,
+    soon: timedelta,
+    once: bool = False,
+    stop: threading.Event | None = None,
+    quiet: bool = False,
 ) -> None:
     service = TimerService(SqlTimerStore(db), soon=soon)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    click.echo("ir worker: timer service running" if not once else "ir worker: one pass", err=True)
+    if not quiet:
+        click.echo("ir worker: timer service running" if not once else "ir worker: one pass", err=True)
     while True:
         now = clock.now()
         marks, wake = service.tick(now)
-        for m in marks:
+        for m in [] if quiet else marks:
             target = f" -> {m.target}" if m.target else ""
             click.echo(f"incident {m.incident_id}: {m.ref} {m.mark}{target}", err=True)
         if once:

@@ -35,6 +35,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "admin": ("ir.entrypoints.cli.admin_commands", "admin"),
     "worker": ("ir.entrypoints.cli.admin_commands", "worker"),
     "audit": ("ir.entrypoints.cli.audit_commands", "audit"),
+    "serve": ("ir.entrypoints.cli.serve_commands", "serve"),
+    "users": ("ir.entrypoints.cli.serve_commands", "users"),
     "obligations": ("ir.entrypoints.cli.report_commands", "obligations"),
     "reportable": ("ir.entrypoints.cli.report_commands", "reportable"),
     "report": ("ir.entrypoints.cli.report_commands", "report"),

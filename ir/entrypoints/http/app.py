@@ -1,0 +1,124 @@
+"""The HTTP application: the JSON API under /api (OpenAPI at /docs), the console, and — on the embedded
+default — the timers, the audit sealer and live updates, in one process. Nothing is built at import."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ir.bootstrap import App, build
+from ir.config import Settings
+from ir.domain.errors import IrError
+from ir.entrypoints.http import problems
+from ir.entrypoints.http.live import Broadcaster, Change
+
+log = logging.getLogger("ir.http")
+
+
+def ensure_admin(app: App, out: Any = sys.stderr) -> str | None:
+    """On first start with no users: an administrator with a one-time password, printed once."""
+    with app.db.uow() as uow:
+        if uow.users.count() > 0:
+            return None
+        password = secrets.token_urlsafe(15)
+        uow.users.add(
+            "admin", display_name="Administrator", password=password, roles=["admin"], must_change_password=True
+        )
+        uow.audit.record(
+            action="user.add",
+            actor="system:first-start",
+            subject="user:admin",
+            payload={"roles": ["admin"], "first_start": True},
+            at=app.clock.now(),
+        )
+        uow.commit()
+    print(
+        f"ir: first start: sign in as 'admin' with the one-time password {password} (you will be asked to change it)",
+        file=out,
+        flush=True,
+    )
+    return password
+
+
+def create_app(settings: Settings | None = None, *, app: App | None = None, background: bool = True) -> FastAPI:
+    """The FastAPI application. `app` lets tests hand in an App built on their own database and clock."""
+    settings = settings or (app.settings if app else Settings())
+    broadcaster = Broadcaster()
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        core = app or build(settings)
+        api.state.core = core
+        api.state.broadcaster = broadcaster
+        core.handlers.after_commit.append(
+            lambda outcome: broadcaster.publish(Change(outcome.incident_id, outcome.version))
+        )
+        ensure_admin(core)
+        stop = threading.Event()
+        if background:
+            core.audit.start()
+            from ir.adapters.scheduler.worker import run_worker
+
+            timer = threading.Thread(
+                target=run_worker,
+                args=(core.db, core.clock),
+                kwargs={"soon": timedelta(minutes=core.settings.due_soon_minutes), "stop": stop, "quiet": True},
+                name="ir-timers",
+                daemon=True,
+            )
+            timer.start()
+            state["timer"] = timer
+        try:
+            yield
+        finally:
+            stop.set()
+            if "timer" in state:
+                state["timer"].join(timeout=10)
+            if app is None:
+                core.close()  # seal and publish what this process wrote
+            else:
+                core.audit.stop()
+
+    api = FastAPI(
+        title="ir",
+        summary="Incident response and emergency-plan runner / 应急预案执行与事件响应",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    api.add_exception_handler(IrError, problems.ir_error)
+    api.add_exception_handler(RequestValidationError, problems.validation_error)
+    api.add_exception_handler(StarletteHTTPException, problems.http_error)
+    api.add_exception_handler(Exception, problems.internal_error)
+
+    from ir.entrypoints.http import routes
+
+    routes.install(api)
+    try:
+        from ir.entrypoints.web import console
+    except ImportError:  # pragma: no cover - the console is part of the package
+        console = None  # type: ignore[assignment]
+    if console is not None and hasattr(console, "install"):
+        console.install(api)
+
+    @api.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    return api

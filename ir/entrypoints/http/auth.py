@@ -1,0 +1,95 @@
+"""Who is calling: a console session (signed, HttpOnly, SameSite cookie, CSRF token on every change) or an
+API token (Authorization: Bearer, stored hashed, scoped, expiring, revocable)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from ir.app.signin import Principal, SignIn, require_scope
+from ir.bootstrap import App
+from ir.domain.errors import NotAuthenticated, NotPermitted
+
+COOKIE = "ir_session"
+SAFE = {"GET", "HEAD", "OPTIONS"}
+
+
+def core(request: Request) -> App:
+    found: App = request.app.state.core
+    return found
+
+
+def signin(request: Request) -> SignIn:
+    found = getattr(request.app.state, "signin", None)
+    if found is None:
+        app = core(request)
+        found = SignIn(uow=app.db.uow, clock=app.clock, appender=app.appender, session_ttl=app.settings.session_ttl)
+        request.app.state.signin = found
+    assert isinstance(found, SignIn)
+    return found
+
+
+def serializer(request: Request) -> URLSafeTimedSerializer:
+    found = getattr(request.app.state, "cookie_signer", None)
+    if found is None:
+        found = URLSafeTimedSerializer(core(request).settings.session_secret(), salt="ir-session")
+        request.app.state.cookie_signer = found
+    assert isinstance(found, URLSafeTimedSerializer)
+    return found
+
+
+def source(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _principal(request: Request) -> Principal | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return signin(request).token(header[7:].strip(), source=source(request))
+    cookie = request.cookies.get(COOKIE)
+    if not cookie:
+        return None
+    try:
+        session_id = serializer(request).loads(cookie, max_age=int(core(request).settings.session_ttl.total_seconds()))
+    except BadSignature:
+        return None
+    try:
+        return signin(request).session(str(session_id))
+    except NotAuthenticated:
+        return None
+
+
+async def check_csrf(request: Request, principal: Principal) -> None:
+    """A change made with a session cookie carries the session's CSRF token (header or form field)."""
+    if request.method in SAFE or principal.session_id is None:
+        return
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get("csrf")
+        sent = value if isinstance(value, str) else None
+    if not sent or principal.csrf is None or not hmac.compare_digest(sent, principal.csrf):
+        raise NotPermitted("the form is stale or forged (CSRF token missing or wrong): reload the page")
+
+
+async def current(request: Request) -> Principal:
+    principal = getattr(request.state, "principal", None) or _principal(request)
+    if principal is None:
+        raise NotAuthenticated("sign in first (a session, or Authorization: Bearer <token>)")
+    request.state.principal = principal
+    await check_csrf(request, principal)
+    require_scope(principal, write=request.method not in SAFE)
+    return principal
+
+
+def optional(request: Request) -> Principal | None:
+    return _principal(request)
+
+
+Caller = Annotated[Principal, Depends(current)]
+Core = Annotated[App, Depends(core)]

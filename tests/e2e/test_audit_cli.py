@@ -6,6 +6,7 @@ auditor checks without trusting ir, prove, tail, checkpoint, key rotation, shred
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import shutil
 import sqlite3
@@ -136,7 +137,7 @@ def test_checkpoint_verify_export_prove_and_tail(session: Session, tmp_path: Pat
         assert set(r["content"]) >= {"action", "actor", "subject", "at", "payload"}, r["content"]
     assert {r["content"]["subject"] for r in records} == {"incident:1"}
     assert "Zhang San" not in "\n".join(lines)  # a personal note stays sealed under its person's key
-    for a, b in zip(records, records[1:], strict=False):
+    for a, b in itertools.pairwise(records):
         assert b["prev_hash"] == a["entry_hash"]
 
     to_file = tmp_path / "export.jsonl"

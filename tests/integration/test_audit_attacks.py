@@ -112,7 +112,9 @@ def write_log(app: App, clock: SimulatedClock) -> int:
     app.audit.flush()
     act(c.CompleteStep(**base, step_id="confirm", note="SYN flood, 180 Gbit/s"))
     for n in range(3):
-        app.appender.append(action="auth.sign_in", actor=f"user-{n}", subject="console", payload={"n": n}, at=clock.now())
+        app.appender.append(
+            action="auth.sign_in", actor=f"user-{n}", subject="console", payload={"n": n}, at=clock.now()
+        )
     act(c.StartStep(**base, step_id="scrubbing", assignee="soc-duty"))
     act(c.SetFacts(**base, facts={"provinces_affected": "3"}))
     app.audit.sealer.force_checkpoint()
@@ -301,7 +303,9 @@ def recompute_chain(conn: Connection, log_id: str) -> None:
 
 
 def forget_checkpoints(conn: Connection, log_id: str, *, above: int = -1) -> None:
-    conn.execute(delete(audit_checkpoints).where(and_(audit_checkpoints.c.log_id == log_id, audit_checkpoints.c.size > above)))
+    conn.execute(
+        delete(audit_checkpoints).where(and_(audit_checkpoints.c.log_id == log_id, audit_checkpoints.c.size > above))
+    )
 
 
 def pick(rows: list[Any], where: str, *, with_ref: bool = False) -> int:
@@ -985,7 +989,8 @@ def test_bodies_or_keys_moved_before_sealing_are_sealed_but_do_not_decrypt(app: 
     with app.db.connection() as conn:
         report = verify(conn, log_id=app.settings.audit_log_id, verifiers=[Verifier(app.verifier_key)])
         results = {
-            row.id: decrypt(conn, keys, app.settings.audit_log_id, row) for row in sealed(conn, app.settings.audit_log_id)
+            row.id: decrypt(conn, keys, app.settings.audit_log_id, row)
+            for row in sealed(conn, app.settings.audit_log_id)
         }
     assert report.ok, report.errors
     assert {rid for rid, r in results.items() if not r.ok} == {a.id, b.id, third.id}

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -291,7 +290,9 @@ def test_concurrent_writer_threads_and_sealers_leave_a_contiguous_sequence(
                 note = f"writer {n} note {k}"
                 process.handlers.handle(c.AddNote(actor=ACTOR, incident_id=incidents_[n], text=note))
                 if k % 4 == 0:
-                    process.appender.append(action="probe", actor=f"w{n}", subject="s", payload={"k": k}, at=clock.now())
+                    process.appender.append(
+                        action="probe", actor=f"w{n}", subject="s", payload={"k": k}, at=clock.now()
+                    )
                 with lock:
                     acked.append(note)
         except BaseException as exc:  # reported below
@@ -399,7 +400,7 @@ def test_concurrent_writer_processes_leave_a_contiguous_sequence(app: App) -> No
 
 def _read_acks(child: subprocess.Popen[str], until: int) -> list[int]:
     assert child.stdout is not None
-    acks = []
+    acks: list[int] = []
     while len(acks) < until:
         line = child.stdout.readline()
         if not line:
@@ -553,7 +554,9 @@ def test_an_aborted_seal_leaves_no_gap(app: App, clock: SimulatedClock) -> None:
     def refuse(*_: object) -> None:
         raise RuntimeError("the checkpoint could not be signed")
 
-    failing = Sealer(app.db.engine, log_id=app.settings.audit_log_id, clock=clock, checkpoint=refuse, checkpoint_every=1)
+    failing = Sealer(
+        app.db.engine, log_id=app.settings.audit_log_id, clock=clock, checkpoint=refuse, checkpoint_every=1
+    )
     with pytest.raises(RuntimeError):
         failing.seal()
     assert seqs(app) == sealed_before  # the whole batch rolled back: nothing numbered

@@ -547,7 +547,8 @@ def test_unassign_ends_the_assignment() -> None:
 
 
 def test_handover_records_the_situation_and_refuses_the_current_commander() -> None:
-    run = new_run(warning=RED, level=II)
+    run = new_run(level=II)
+    run.do(ed.issue_warning, RED, reason="a second storm is coming")  # no expected impact given
     inc = run.incident
     assert inc.emergency.commander == "alice"
     run.advance(hours=1)  # `assess` (due detection + 30m) is now overdue

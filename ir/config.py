@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     org_dpo: str | None = None
     org_lei: str | None = None
     catalogue_file: str = Field(default_factory=_default_catalogue_factory)
+    alert_rules: str = Field(default_factory=lambda: _near("alerts/rules.yaml"))  # alerts -> playbooks (docs/alerts.md)
 
     @classmethod
     def settings_customise_sources(

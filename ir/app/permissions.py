@@ -51,6 +51,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "report.draft": frozenset({"commander", "communications", "auditor"}),
     "report.judge": frozenset({"commander"}),
     "report.submit": frozenset({"commander", "communications"}),
+    "alert.intake": frozenset({"commander"}),  # a machine user sending alerts (opens incidents in triage)
     "incident.read": frozenset({"commander", "responder", "communications", "observer", "auditor"}),
 }
 

@@ -105,9 +105,13 @@ def reportable_at(inc: Incident, regime: Regime) -> tuple[datetime | None, str]:
 
 
 def regime_applies(inc: Incident, regime: Regime) -> bool:
-    if regime.levels:
-        return inc.level is not None and inc.level in regime.levels
-    return True
+    """A regime applies once the incident is classified at one of its levels; before that only where
+    reportability is measured (FCC's user-minutes) or was judged: an alert in triage may be a false alarm."""
+    if regime.id in inc.regulatory.judgements or regime.reportability.kind == "user_minutes":
+        return not regime.levels or inc.level is None or inc.level in regime.levels
+    if inc.level is None:
+        return False
+    return not regime.levels or inc.level in regime.levels
 
 
 def obligation_states(

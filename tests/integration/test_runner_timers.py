@@ -25,6 +25,9 @@ Key = tuple[int, str, str, timedelta, str | None]  # incident, ref, mark, due af
 
 
 def open_ddos(app: App, *, level: str | None = "II", **extra: Any) -> int:
+    # the regulators' obligations are deadlines too; these tests are about steps, notifications and RTO
+    # (test_a_regulator_obligation_is_marked_like_any_deadline covers them)
+    app.db.regimes = {}
     return app.handlers.handle(
         c.OpenIncident(
             actor=ACTOR, playbook="ddos", title="DDoS", facts={"affected_users": "1,200,000"}, level=level, **extra
@@ -252,3 +255,15 @@ def test_a_tick_does_not_load_closed_incidents(app: App, clock: SimulatedClock, 
         tracemalloc.stop()
     assert again == []
     assert peak < 256 * 1024, f"a tick over 300 closed incidents peaked at {peak} bytes"
+
+
+def test_a_regulator_obligation_is_marked_like_any_deadline(app: App, clock: SimulatedClock) -> None:
+    """MIIT's plan asks for an immediate report: overdue from detection, escalated to the level's target."""
+    iid = app.handlers.handle(
+        c.OpenIncident(actor=ACTOR, playbook="ddos", title="DDoS", facts={"affected_users": "1,200,000"}, level="II")
+    ).incident_id
+    marks, _wake = tick(app, clock.advance(M))
+    assert {k for k in keys(marks) if k[1].startswith("regime:")} == {
+        (iid, "regime:cn-miit-2017:immediate", "overdue", timedelta(0), None),
+        (iid, "regime:cn-miit-2017:immediate", "escalated", timedelta(0), "leading_group"),
+    }

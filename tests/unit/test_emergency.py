@@ -304,7 +304,7 @@ def test_raising_and_lowering_a_warning_need_a_reason() -> None:
     assert refusal(run, InvalidInput, ed.issue_warning, RED, reason="   ") == (
         "raising the warning (orange -> red) needs --reason"
     )
-    [raised] = run.do(ed.issue_warning, RED, reason="track moved north")
+    [raised] = run.do(ed.issue_warning, RED, reason="track moved north", expected_impact=LANDFALL)  # same instant
     assert raised == WarningIssued(at=T0 + H, actor="alice", level="red", previous="orange", reason="track moved north")
     assert run.incident.warning is RED
 
@@ -525,6 +525,18 @@ def test_assign_unknown_role_duplicates_and_shifts() -> None:
     assert em.roles_of("bob", T0 + H) == {"noc"}
     assert em.roles_of("bob", T0 + 13 * H) == set()
     assert em.roles_of("dave", T0 + 100 * H) == {"field"}
+
+
+def test_a_shift_is_given_with_its_time_zone() -> None:
+    """A shift without a zone cannot be compared with the incident's instants: refused like `needed by`."""
+    run = new_run(level=III)
+    naive = (T0 + H).replace(tzinfo=None)
+    assert refusal(run, InvalidInput, ed.assign, "noc", "bob", shift_start=naive) == (
+        "shift_start: give the instant with its time zone"
+    )
+    assert refusal(run, InvalidInput, ed.assign, "noc", "bob", shift_end=naive) == (
+        "shift_end: give the instant with its time zone"
+    )
 
 
 def test_unassign_ends_the_assignment() -> None:

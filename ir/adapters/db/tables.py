@@ -293,3 +293,36 @@ sessions = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
 )
+
+# Alert intake: machine acts around incidents, kept apart so repeats never compete for an incident's version.
+# One row per alert fingerprint (namespaced by source): the occurrence it last acted on (startsAt), its
+# status and the incident it went to; a repeat only moves last_seen and count.
+alert_fingerprints = Table(
+    "alert_fingerprints",
+    metadata,
+    Column("fingerprint", String(255), primary_key=True),  # <source>:<fingerprint>
+    Column("source", String(64), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("group_key", String(64), nullable=False),
+    Column("incident_id", Integer, ForeignKey("incidents.id")),
+    Column("status", String(8), nullable=False),  # firing | resolved
+    Column("starts_at", UTCDateTime),  # the occurrence acted on (Alertmanager's startsAt)
+    Column("ends_at", UTCDateTime),
+    Column("summary", String(500), nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("count", Integer, nullable=False),  # times received
+    Index("ix_alert_fingerprints_incident", "incident_id"),
+)
+
+# The incident each group of alerts (a rule and its group_by label values) attaches to while it is open.
+alert_groups = Table(
+    "alert_groups",
+    metadata,
+    Column("group_key", String(64), primary_key=True),  # SHA-256 of the rule id and the group's label values
+    Column("rule", String(64), nullable=False),
+    Column("labels", Text, nullable=False),  # the group_by labels, JSON
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -63,7 +63,10 @@ def verify(checkpoint_files: tuple[str, ...], keys: tuple[str, ...], events: boo
         path = Path(name)
         files = sorted(path.glob("*.checkpoint")) if path.is_dir() else [path]
         texts += [(str(f), f.read_text(encoding="utf-8")) for f in files]
-    verifiers = [Verifier(k) for k in (keys or (app.verifier_key,))]
+    try:
+        verifiers = [Verifier(k.strip()) for k in (keys or (app.verifier_key,))]
+    except ValueError as exc:
+        raise InvalidInput(f"--key: {exc}") from None
     show = not as_json and sys.stderr.isatty()
 
     def progress(done: int, total: int) -> None:

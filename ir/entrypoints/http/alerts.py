@@ -1,0 +1,258 @@
+"""Alert intake over HTTP: Prometheus Alertmanager's webhook (version 4) and a generic JSON form.
+
+Both answer 202 with what became of each alert (opened, attached, deduplicated, resolved, ignored with a
+reason, rejected with a reason). A token of a machine user with the commander role (permission
+`alert.intake`) and the write scope sends them; docs/alerts.md shows the Alertmanager receiver.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from ir.adapters.alerts import RulesFile, ledger_of, list_alerts
+from ir.app.alerts import Alert, AlertIntake, IntakeResult
+from ir.app.permissions import authorize
+from ir.domain.errors import InvalidInput
+from ir.entrypoints.http.auth import Caller, Core
+
+router = APIRouter(prefix="/api", tags=["alerts"])
+
+MAX_ALERTS = 5000  # per webhook (Alertmanager: max_alerts in the receiver keeps a storm's webhooks under it)
+MAX_LABELS = 200
+_LOCK = threading.Lock()
+
+LabelName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+LabelValue = Annotated[str, StringConstraints(max_length=16_384)]
+Labels = dict[LabelName, LabelValue]
+Fingerprint = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+Status = Literal["firing", "resolved"]
+
+
+# -- Alertmanager -------------------------------------------------------------------------------------------
+
+
+class AlertmanagerAlertIn(BaseModel):
+    """One alert of Alertmanager's webhook (fields as Alertmanager spells them)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    status: Status
+    labels: Labels = Field(max_length=MAX_LABELS)
+    annotations: Labels = Field(default_factory=dict, max_length=MAX_LABELS)
+    starts_at: AwareDatetime = Field(alias="startsAt")
+    ends_at: AwareDatetime | None = Field(default=None, alias="endsAt")
+    generator_url: str | None = Field(default=None, alias="generatorURL", max_length=4096)
+    fingerprint: Fingerprint | None = None
+
+
+class AlertmanagerIn(BaseModel):
+    """Alertmanager's webhook payload, version 4."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    version: Literal["4"] = "4"
+    receiver: str = Field(default="", max_length=500)
+    status: Status | None = None
+    alerts: list[AlertmanagerAlertIn] = Field(max_length=MAX_ALERTS)
+    group_labels: Labels = Field(default_factory=dict, alias="groupLabels")
+    common_labels: Labels = Field(default_factory=dict, alias="commonLabels")
+    common_annotations: Labels = Field(default_factory=dict, alias="commonAnnotations")
+    external_url: str | None = Field(default=None, alias="externalURL", max_length=4096)
+    group_key: str | None = Field(default=None, alias="groupKey", max_length=10_000)
+    truncated_alerts: int = Field(default=0, alias="truncatedAlerts", ge=0)
+
+
+# -- the generic form --------------------------------------------------------------------------------------
+
+
+class GenericAlertIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fingerprint: Fingerprint | None = Field(
+        default=None, description="the alert's identity across sends; default: a hash of its labels"
+    )
+    status: Status = "firing"
+    title: str | None = Field(default=None, max_length=500)
+    labels: Labels = Field(default_factory=dict, max_length=MAX_LABELS)
+    annotations: Labels = Field(default_factory=dict, max_length=MAX_LABELS)
+    starts_at: AwareDatetime | None = Field(default=None, description="when this occurrence began (with zone)")
+    ends_at: AwareDatetime | None = None
+    url: str | None = Field(default=None, max_length=4096)
+    facts: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=MAX_LABELS)
+
+
+class GenericIn(BaseModel):
+    """Alerts from any monitoring system: {source, alerts: [...]} (docs/alerts.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="the sending system, e.g. zabbix")
+    alerts: list[GenericAlertIn] = Field(max_length=MAX_ALERTS)
+
+
+# -- the answer ------------------------------------------------------------------------------------------------
+
+
+class AlertOutcomeOut(BaseModel):
+    fingerprint: str
+    outcome: str  # opened | attached | deduplicated | resolved | ignored | rejected
+    incident: int | None = None
+    rule: str | None = None
+    reason: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class IntakeOut(BaseModel):
+    source: str
+    received: int
+    opened: int
+    attached: int
+    deduplicated: int
+    resolved: int
+    ignored: int
+    rejected: int
+    incidents: list[int]
+    alerts: list[AlertOutcomeOut]
+
+
+def intake_out(result: IntakeResult) -> IntakeOut:
+    return IntakeOut(
+        source=result.source,
+        received=len(result.alerts),
+        opened=result.count("opened"),
+        attached=result.count("attached"),
+        deduplicated=result.count("deduplicated"),
+        resolved=result.count("resolved"),
+        ignored=result.count("ignored"),
+        rejected=result.count("rejected"),
+        incidents=result.incidents,
+        alerts=[
+            AlertOutcomeOut(
+                fingerprint=o.fingerprint,
+                outcome=o.outcome,
+                incident=o.incident,
+                rule=o.rule,
+                reason=o.reason,
+                warnings=o.warnings,
+            )
+            for o in result.alerts
+        ],
+    )
+
+
+# -- wiring ------------------------------------------------------------------------------------------------
+
+
+def intake(request: Request) -> AlertIntake:
+    """The intake service of this application, built on first use (the rules load then, and on change)."""
+    found = getattr(request.app.state, "alert_intake", None)
+    if found is None:
+        with _LOCK:
+            found = getattr(request.app.state, "alert_intake", None)
+            if found is None:
+                core = request.app.state.core
+                found = AlertIntake(
+                    uow=core.db.uow,
+                    ledger=ledger_of,
+                    clock=core.clock,
+                    playbooks=core.library,
+                    rules=RulesFile(core.settings.alert_rules, playbooks=core.library),
+                    after_commit=core.handlers.after_commit,  # the same hooks as every command's
+                )
+                request.app.state.alert_intake = found
+    assert isinstance(found, AlertIntake)
+    return found
+
+
+def _instant(value: datetime | None) -> datetime | None:
+    """UTC; Alertmanager's zero time (0001-01-01, "not ended") is no instant at all."""
+    if value is None or value.year < 1971:
+        return None
+    return value.astimezone(UTC)
+
+
+def _fingerprint(labels: dict[str, str]) -> str:
+    raw = json.dumps(sorted(labels.items()), ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+# -- routes ------------------------------------------------------------------------------------------------
+
+
+@router.post("/alerts/alertmanager", status_code=202)
+def alertmanager(body: AlertmanagerIn, principal: Caller, request: Request) -> IntakeOut:
+    """Prometheus Alertmanager's webhook (version 4): point a webhook receiver here with a bearer token."""
+    alerts = [
+        Alert(
+            fingerprint=a.fingerprint or _fingerprint(a.labels),
+            status=a.status,
+            labels=a.labels,
+            annotations=a.annotations,
+            starts_at=_instant(a.starts_at),
+            ends_at=_instant(a.ends_at),
+            url=a.generator_url or None,
+        )
+        for a in body.alerts
+    ]
+    result = intake(request).receive(
+        actor=principal.actor, source="alertmanager", alerts=alerts, receiver=body.receiver
+    )
+    return intake_out(result)
+
+
+@router.post("/alerts", status_code=202)
+def generic(body: GenericIn, principal: Caller, request: Request) -> IntakeOut:
+    """Alerts in the generic form: {source, alerts: [{fingerprint, status, title, labels, annotations,
+    starts_at, ends_at, url, facts}]}."""
+    alerts = []
+    for a in body.alerts:
+        annotations = dict(a.annotations)
+        if a.title and "title" not in annotations:
+            annotations["title"] = a.title
+        alerts.append(
+            Alert(
+                fingerprint=a.fingerprint or _fingerprint(a.labels),
+                status=a.status,
+                labels=a.labels,
+                annotations=annotations,
+                starts_at=_instant(a.starts_at),
+                ends_at=_instant(a.ends_at),
+                url=a.url or None,
+                facts={k: v for k, v in a.facts.items() if v is not None},
+            )
+        )
+    result = intake(request).receive(actor=principal.actor, source=body.source, alerts=alerts)
+    return intake_out(result)
+
+
+@router.get("/alerts")
+def alerts_seen(
+    principal: Caller,
+    core: Core,
+    incident: int | None = None,
+    status: Status | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """The alerts taken in (one row per fingerprint), most recently seen first."""
+    authorize(principal.actor, "incident.read")
+    if not 1 <= limit <= 500 or offset < 0:
+        raise InvalidInput("limit is 1 to 500, offset at least 0", field="limit")
+    with core.db.connection() as conn:
+        rows, total = list_alerts(conn, incident_id=incident, status=status, limit=limit, offset=offset)
+    items = [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
+    more = offset + len(items) < total
+    return {
+        "items": items,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + limit if more else None,
+    }

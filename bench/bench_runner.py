@@ -237,6 +237,7 @@ def rebuild_bench(folder: Path, books: Path, app: App) -> None:
                 insert(incidents).values({k: v for k, v in row.items() if k != "id"})
             ).inserted_primary_key
             assert new_id is not None
+            new_id = new_id[0]
             rows = [
                 {
                     "incident_id": new_id,

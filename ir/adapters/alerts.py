@@ -119,7 +119,7 @@ def compile_rules(text: str, filename: str, *, playbooks: PlaybookSource) -> Ale
                 matchers.append(Matcher(label, pattern=re.compile(pattern)))
             except re.error as exc:
                 report(("match_re", label), f"not a regular expression: {exc}")
-        if not matchers:
+        if not rdoc.match and not rdoc.match_re:
             report(
                 ("id",),
                 f"rule '{rdoc.id}' matches nothing in particular: give match or match_re "
@@ -266,7 +266,7 @@ class SqlAlertLedger:
         if not keys:
             return {}
         rows = self._run(_GROUPS, {"keys": list(keys)})
-        return {r[0]: AlertGroupRow(r[0], int(r[1])) for r in rows}
+        return {r[0]: AlertGroupRow(r[0], None if r[1] is None else int(r[1])) for r in rows}
 
     def touch(self, counts: Mapping[str, int], *, at: datetime) -> None:
         params = [{"b_key": key, "b_at": at, "b_n": n} for key, n in sorted(counts.items())]
@@ -313,21 +313,27 @@ class SqlAlertLedger:
         if changed:
             self._run(_CHANGE, changed)
 
-    def bind_group(self, key: str, *, rule: str, labels: Mapping[str, str], incident_id: int, at: datetime) -> None:
-        done = self._run(
-            update(_G).where(_G.c.group_key == key).values(incident_id=incident_id, rule=rule, updated_at=at)
-        )
-        if done.rowcount == 0:
-            self._run(
-                insert(_G).values(
-                    group_key=key,
-                    rule=rule,
-                    labels=json.dumps(dict(labels), ensure_ascii=False, sort_keys=True),
-                    incident_id=incident_id,
-                    opened_at=at,
-                    updated_at=at,
-                )
+    def claim_group(self, key: str, *, rule: str, labels: Mapping[str, str], at: datetime) -> None:
+        self._run(
+            insert(_G).values(
+                group_key=key,
+                rule=rule,
+                labels=json.dumps(dict(labels), ensure_ascii=False, sort_keys=True),
+                incident_id=None,
+                opened_at=at,
+                updated_at=at,
             )
+        )
+
+    def bind_group(self, key: str, *, incident_id: int, at: datetime) -> None:
+        self._run(update(_G).where(_G.c.group_key == key).values(incident_id=incident_id, updated_at=at))
+
+
+def is_race(exc: Exception) -> bool:
+    """Whether a database error means another transaction wrote the same row first (decide again)."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _RACES
 
 
 def ledger_of(uow: UnitOfWork) -> SqlAlertLedger:

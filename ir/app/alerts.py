@@ -17,9 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -324,7 +327,7 @@ class FingerprintWrite:
 @dataclass(frozen=True, slots=True)
 class AlertGroupRow:
     key: str
-    incident_id: int
+    incident_id: int | None  # None: claimed, its incident not opened (a rejected alert)
 
 
 class AlertRace(Exception):
@@ -350,8 +353,12 @@ class AlertLedger(Protocol):
         """New and changed fingerprint rows (AlertRace when another transaction inserted one first)."""
         ...
 
-    def bind_group(self, key: str, *, rule: str, labels: Mapping[str, str], incident_id: int, at: datetime) -> None:
-        """The incident a group's alerts attach to from now on (AlertRace on a concurrent first insert)."""
+    def claim_group(self, key: str, *, rule: str, labels: Mapping[str, str], at: datetime) -> None:
+        """A new group's row, before its incident is opened (AlertRace when another transaction claimed it)."""
+        ...
+
+    def bind_group(self, key: str, *, incident_id: int, at: datetime) -> None:
+        """The incident a group's alerts attach to from now on."""
         ...
 
 
@@ -378,14 +385,41 @@ class _Touched:
 
 
 @dataclass(slots=True)
+class _Job:
+    """One webhook, matched, waiting for its transaction."""
+
+    actor: Actor
+    source: str
+    receiver: str | None
+    size: int
+    matched: list[_Matched]
+    ignored: dict[int, AlertOutcome]
+    done: Future[_Decided] = field(default_factory=Future)
+
+
+_Decided = tuple[list[AlertOutcome], list[_Touched]]
+
+
+@dataclass(slots=True)
 class AlertIntake:
+    """Webhooks in, outcomes out. With `group_commit` (the default) one thread writes: the webhooks that
+    arrive while a transaction commits are taken together in the next one (each still all or nothing:
+    if a shared transaction fails, each of its webhooks is run again in its own), so a durable commit per
+    webhook never bounds throughput and writers never queue on the database's lock."""
+
     uow: UnitOfWorkFactory
     ledger: LedgerOf
     clock: Clock
     playbooks: PlaybookSource
     rules: Callable[[], AlertRules]
     after_commit: Sequence[Callable[[Outcome], None]] = ()
+    races: Callable[[Exception], bool] = lambda exc: False  # the database's "someone else wrote it first"
     attempts: int = 4
+    group_commit: bool = True
+    max_batch: int = 64
+    _queue: queue.SimpleQueue[_Job] = field(default_factory=queue.SimpleQueue, init=False, repr=False)
+    _writer: threading.Thread | None = field(default=None, init=False, repr=False)
+    _start: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def receive(
         self, *, actor: Actor, source: str, alerts: Sequence[Alert], receiver: str | None = None
@@ -401,15 +435,13 @@ class AlertIntake:
                 continue
             group_key, group_labels = rule.group(alert)
             matched.append(_Matched(i, alert, rule, f"{source}:{alert.fingerprint}", group_key, group_labels))
-        for attempt in range(1, self.attempts + 1):
-            try:
-                outcomes, touched = self._once(actor, source, receiver, alerts, matched, ignored)
-                break
-            except (AlertRace, StaleIncident):
-                if attempt == self.attempts:
-                    raise AlertIntakeBusy(
-                        "these alerts' incident or fingerprints kept changing meanwhile: send them again"
-                    ) from None
+        job = _Job(actor, source, receiver, len(alerts), matched, ignored)
+        if self.group_commit:
+            self._ensure_writer()
+            self._queue.put(job)
+            outcomes, touched = job.done.result()
+        else:
+            outcomes, touched = self._alone(job)
         result = IntakeResult(source, outcomes, [t.incident.id for t in touched])
         for t in touched:
             outcome = Outcome(t.incident.id, t.incident.version, t.events, incident=t.incident)
@@ -420,111 +452,159 @@ class AlertIntake:
                     log.exception("after-commit hook failed for incident %s", t.incident.id)
         return result
 
-    # -- one attempt, one transaction -----------------------------------------------------------------
+    # -- transactions ---------------------------------------------------------------------------------
 
-    def _once(
-        self,
-        actor: Actor,
-        source: str,
-        receiver: str | None,
-        alerts: Sequence[Alert],
-        matched: list[_Matched],
-        ignored: dict[int, AlertOutcome],
-    ) -> tuple[list[AlertOutcome], list[_Touched]]:
-        outcomes: dict[int, AlertOutcome] = dict(ignored)
-        touched: dict[int, _Touched] = {}
+    def _ensure_writer(self) -> None:
+        if self._writer is not None:
+            return
+        with self._start:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_forever, name="ir-alert-intake", daemon=True)
+                self._writer.start()
+
+    def _write_forever(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if len(batch) > 1:
+                try:
+                    decided = self._transaction(batch)
+                except Exception as exc:  # each webhook again on its own: one's failure is not the others'
+                    log.debug("a shared alert transaction of %d webhooks failed (%r): each on its own", len(batch), exc)
+                else:
+                    for job, result in zip(batch, decided, strict=True):
+                        job.done.set_result(result)
+                    continue
+            for job in batch:
+                try:
+                    job.done.set_result(self._alone(job))
+                except BaseException as exc:
+                    job.done.set_exception(exc)
+
+    def _alone(self, job: _Job) -> _Decided:
+        """One webhook in its own transaction, decided again when another writer got there first."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return self._transaction([job])[0]
+            except Exception as exc:
+                if not isinstance(exc, AlertRace | StaleIncident) and not self.races(exc):
+                    raise
+                if attempt == self.attempts:
+                    raise AlertIntakeBusy(
+                        "these alerts' incident or fingerprints kept changing meanwhile: send them again"
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _transaction(self, jobs: Sequence[_Job]) -> list[_Decided]:
         with self.uow() as uow:
             ledger = self.ledger(uow)
             now = self.clock.now()
-            state: dict[str, SeenAlert] = ledger.seen(sorted({m.key for m in matched})) if matched else {}
-            repeats: Counter[str] = Counter()
-            firing: dict[str, list[_Matched]] = {}  # group key -> new occurrences, in order
-            resolving: dict[int | None, list[_Matched]] = {}  # incident -> alerts resolved
-            previous: dict[str, SeenAlert | None] = {}
-            for m in matched:
-                row = state.get(m.key)
-                if m.key not in previous:
-                    previous[m.key] = row
-                if _acts(row, m.alert):
-                    if m.alert.status == FIRING:
-                        firing.setdefault(m.group_key, []).append(m)
-                    else:
-                        resolving.setdefault(row.incident_id if row else None, []).append(m)
-                    state[m.key] = SeenAlert(
-                        m.key, m.alert.status, row.incident_id if row else None, m.alert.starts_at, 0
-                    )
-                else:
-                    repeats[m.key] += 1
-                    outcomes[m.index] = AlertOutcome(
-                        m.alert.fingerprint, "deduplicated", incident=row.incident_id if row else None, rule=m.rule.id
-                    )
-            writes: dict[str, FingerprintWrite] = {}
-
-            def record(m: _Matched, incident_id: int | None) -> None:
-                old = writes.get(m.key)
-                writes[m.key] = FingerprintWrite(
-                    key=m.key,
-                    source=source,
-                    rule=m.rule.id,
-                    group_key=m.group_key,
-                    incident_id=incident_id if incident_id is not None else (old.incident_id if old else None),
-                    status=m.alert.status,
-                    starts_at=m.alert.starts_at,
-                    ends_at=m.alert.ends_at,
-                    summary=_clean(m.rule.title_of(m.alert), 500),
-                    add=(old.add if old else 0) + 1,
-                    new=previous[m.key] is None,
-                )
-
-            groups = ledger.groups(sorted(firing)) if firing else {}
-            for group_key, ms in firing.items():
-                group = groups.get(group_key)
-                target = self._still_open(uow, group.incident_id) if group else None
-                if target is not None:
-                    self._attach(uow, actor, source, target, ms, outcomes, touched)
-                    incident_id: int | None = target.id
-                else:
-                    incident_id = self._open(uow, actor, source, ms, outcomes, touched, now)
-                    if incident_id is None:
-                        continue  # rejected: nothing recorded, the next repeat tries again
-                    ledger.bind_group(
-                        group_key, rule=ms[0].rule.id, labels=ms[0].group_labels, incident_id=incident_id, at=now
-                    )
-                for m in ms:
-                    record(m, incident_id)
-                    state[m.key].incident_id = incident_id
-            for incident_id, ms in resolving.items():
-                target = self._still_open(uow, incident_id) if incident_id is not None else None
-                if target is not None:
-                    self._resolve(uow, actor, source, target, ms, touched)
-                for m in ms:
-                    reason = None
-                    if incident_id is None:
-                        reason = "not seen firing before: recorded"
-                    elif target is None:
-                        reason = f"incident {incident_id} is closed: recorded"
-                    outcomes[m.index] = AlertOutcome(
-                        m.alert.fingerprint, "resolved", incident=incident_id, rule=m.rule.id, reason=reason
-                    )
-                    record(m, incident_id)
-            for key, n in list(repeats.items()):
-                if key in writes:  # acted on and repeated within this webhook: one write counts both
-                    w = writes[key]
-                    writes[key] = replace(w, add=w.add + n)
-                    del repeats[key]
-            if repeats:
-                ledger.touch(repeats, at=now)
-            if writes:
-                ledger.write([writes[k] for k in sorted(writes)], at=now)
-            result = [outcomes[i] for i in range(len(alerts))]
-            uow.audit.record(
-                action="alert.intake",
-                actor=actor.id,
-                subject=f"alerts:{source}",
-                payload=_audit_payload(source, receiver, result),
-                at=now,
-            )
+            decided = [self._decide(uow, ledger, job, now) for job in jobs]
             uow.commit()
+        return decided
+
+    # -- one webhook ----------------------------------------------------------------------------------
+
+    def _decide(self, uow: UnitOfWork, ledger: AlertLedger, job: _Job, now: datetime) -> _Decided:
+        actor, source, matched = job.actor, job.source, job.matched
+        outcomes: dict[int, AlertOutcome] = dict(job.ignored)
+        touched: dict[int, _Touched] = {}
+        state: dict[str, SeenAlert] = ledger.seen(sorted({m.key for m in matched})) if matched else {}
+        repeats: Counter[str] = Counter()
+        firing: dict[str, list[_Matched]] = {}  # group key -> new occurrences, in order
+        resolving: dict[int | None, list[_Matched]] = {}  # incident -> alerts resolved
+        previous: dict[str, SeenAlert | None] = {}
+        for m in matched:
+            row = state.get(m.key)
+            if m.key not in previous:
+                previous[m.key] = row
+            if _acts(row, m.alert):
+                if m.alert.status == FIRING:
+                    firing.setdefault(m.group_key, []).append(m)
+                else:
+                    resolving.setdefault(row.incident_id if row else None, []).append(m)
+                state[m.key] = SeenAlert(m.key, m.alert.status, row.incident_id if row else None, m.alert.starts_at, 0)
+            else:
+                repeats[m.key] += 1
+                outcomes[m.index] = AlertOutcome(
+                    m.alert.fingerprint, "deduplicated", incident=row.incident_id if row else None, rule=m.rule.id
+                )
+        writes: dict[str, FingerprintWrite] = {}
+
+        def record(m: _Matched, incident_id: int | None) -> None:
+            old = writes.get(m.key)
+            writes[m.key] = FingerprintWrite(
+                key=m.key,
+                source=source,
+                rule=m.rule.id,
+                group_key=m.group_key,
+                incident_id=incident_id if incident_id is not None else (old.incident_id if old else None),
+                status=m.alert.status,
+                starts_at=m.alert.starts_at,
+                ends_at=m.alert.ends_at,
+                summary=_clean(m.rule.title_of(m.alert), 500),
+                add=(old.add if old else 0) + 1,
+                new=previous[m.key] is None,
+            )
+
+        groups = ledger.groups(sorted(firing)) if firing else {}
+        for group_key, ms in firing.items():
+            group = groups.get(group_key)
+            target = None
+            if group is not None and group.incident_id is not None:
+                target = self._still_open(uow, group.incident_id)
+            if target is not None:
+                self._attach(uow, actor, source, target, ms, outcomes, touched)
+                incident_id: int | None = target.id
+            else:
+                if group is None:  # claimed before opening: a concurrent first alert of the group waits
+                    ledger.claim_group(group_key, rule=ms[0].rule.id, labels=ms[0].group_labels, at=now)
+                incident_id = self._open(uow, actor, source, ms, outcomes, touched, now)
+                if incident_id is None:
+                    continue  # rejected: no fingerprint recorded, the next repeat tries again
+                ledger.bind_group(group_key, incident_id=incident_id, at=now)
+            for m in ms:
+                record(m, incident_id)
+                state[m.key].incident_id = incident_id
+        for incident_id, ms in resolving.items():
+            target = self._still_open(uow, incident_id) if incident_id is not None else None
+            if target is not None:
+                self._resolve(uow, actor, source, target, ms, touched)
+            for m in ms:
+                reason = None
+                if incident_id is None:
+                    reason = "not seen firing before: recorded"
+                elif target is None:
+                    reason = f"incident {incident_id} is closed: recorded"
+                outcomes[m.index] = AlertOutcome(
+                    m.alert.fingerprint, "resolved", incident=incident_id, rule=m.rule.id, reason=reason
+                )
+                record(m, incident_id)
+        for m in matched:  # a repeat within this webhook of an alert it acted on goes where that went
+            found = outcomes.get(m.index)
+            if found is not None and found.outcome == "deduplicated" and found.incident is None:
+                found.incident = state[m.key].incident_id
+        for key, n in list(repeats.items()):
+            if key in writes:  # acted on and repeated within this webhook: one write counts both
+                w = writes[key]
+                writes[key] = replace(w, add=w.add + n)
+                del repeats[key]
+        if repeats:
+            ledger.touch(repeats, at=now)
+        if writes:
+            ledger.write([writes[k] for k in sorted(writes)], at=now)
+        result = [outcomes[i] for i in range(job.size)]
+        uow.audit.record(
+            action="alert.intake",
+            actor=actor.id,
+            subject=f"alerts:{source}",
+            payload=_audit_payload(source, job.receiver, result),
+            at=now,
+        )
         return result, list(touched.values())
 
     def _still_open(self, uow: UnitOfWork, incident_id: int) -> Incident | None:
@@ -591,7 +671,7 @@ class AlertIntake:
                 playbook=playbook,
                 title=rule.title_of(first.alert),
                 mode=Mode(rule.mode),
-                facts=seal_facts(playbook, facts, uow),
+                facts=seal_facts(playbook, dict[str, object](facts), uow),
                 actor=actor.id,
                 now=now,
                 detected_at=detected,
@@ -642,7 +722,7 @@ class AlertIntake:
             fingerprints = ", ".join(m.alert.fingerprint for m in ms[:5])
             events += decisions.set_facts(
                 incident,
-                dict(seal_facts(incident.playbook, changed, uow)),
+                seal_facts(incident.playbook, dict[str, object](changed), uow),
                 actor=actor.id,
                 now=now,
                 reason=_clean(f"alert {fingerprints}", 500),

@@ -59,13 +59,17 @@ def emergency_table(h: Handlers, catalogue: ServiceCatalogue) -> dict[type[Comma
         )
 
     def request(c: RequestResource, inc: Incident, now: datetime) -> list[Event]:
-        quantity = c.quantity
+        from ir.domain.deadlines import due_instant
+
+        step = inc.playbook.steps.get(c.step_id or "")
+        wanted = [r for r in step.requests if r.kind == c.resource] if step else []
+        quantity, needed_by = c.quantity, c.needed_by
         if quantity is None:
-            step = inc.playbook.steps.get(c.step_id or "")
-            wanted = [r for r in step.requests if r.kind == c.resource] if step else []
             if not wanted:
                 raise InvalidInput("say how many (--quantity): the step requests none of this kind", field="quantity")
             quantity = wanted[0].quantity
+        if needed_by is None and wanted and wanted[0].needed_by is not None:  # the playbook's "needed by"
+            needed_by = due_instant(inc, wanted[0].needed_by, h.calendar_for)
         return ed.request_resource(
             inc,
             c.resource,
@@ -73,7 +77,7 @@ def emergency_table(h: Handlers, catalogue: ServiceCatalogue) -> dict[type[Comma
             destination=c.destination,
             actor=c.actor.id,
             now=now,
-            needed_by=c.needed_by,
+            needed_by=needed_by,
             step=c.step_id,
         )
 

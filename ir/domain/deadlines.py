@@ -131,10 +131,10 @@ def step_deadline(inc: Incident, step_id: str, calendar_for: CalendarFor | None)
 
 def notification_deadlines(inc: Incident, calendar_for: CalendarFor | None) -> list[Deadline]:
     out: list[Deadline] = []
-    key = inc.level
     for note in inc.playbook.notifications.values():
         if not inc.notification_active(note):
             continue
+        key = inc.level if note.applies_to_level(inc.level) else inc.warning  # a warning phase has no level
         due = note.due_for(key)
         if due is None:
             continue
@@ -173,7 +173,7 @@ def recovery_deadlines(inc: Incident) -> list[Deadline]:
     if inc.level is None:
         return []
     spec = inc.playbook.levels[inc.level]
-    onset = inc.onset
+    onset = inc.recovery_start
     restored = inc.restored_at
     out = []
     for ref, duration, title in (
@@ -305,7 +305,7 @@ def recovery_clocks(inc: Incident, now: datetime) -> list[RecoveryClock]:
     if inc.level is None:
         return []
     spec = inc.playbook.levels[inc.level]
-    onset = inc.onset
+    onset = inc.recovery_start
     restored = inc.restored_at
     out: list[RecoveryClock] = []
     for name, duration in (("rto", spec.rto), ("mtpd", spec.mtpd)):

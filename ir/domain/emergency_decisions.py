@@ -8,7 +8,7 @@ from typing import Any
 
 from ir.domain.clocks import ClockName
 from ir.domain.decisions import FUTURE_TOLERANCE, _open, _text
-from ir.domain.emergency import RequestState
+from ir.domain.emergency import RequestState, UnitMovement
 from ir.domain.errors import InvalidInput, InvalidTransition, NotFound
 from ir.domain.events import (
     ClockRecorded,
@@ -72,9 +72,26 @@ def issue_warning(
         defined = ", ".join(w.value for w in inc.playbook.warnings) or "none"
         raise InvalidInput(f"playbook {inc.playbook.id} defines no {level.value} warning (it defines: {defined})")
     current = inc.warning
-    if current is level:
-        raise InvalidTransition(f"incident {inc.id} is already under a {level.value} warning")
     why = _text(reason, "reason")
+    if current is level:
+        previous = inc.clocks.get(ClockName.EXPECTED_IMPACT)
+        if expected_impact is None or (previous is not None and previous.instant == expected_impact):
+            article = "an" if level.value[0] in "aeiou" else "a"
+            raise InvalidTransition(f"incident {inc.id} is already under {article} {level.value} warning")
+        if why is None:
+            raise InvalidInput("moving the expected impact needs --reason", field="reason")
+        if expected_impact.tzinfo is None:
+            raise InvalidInput("give the expected impact with its time zone", field="expected_impact")
+        return [
+            ClockRecorded(
+                at=now,
+                actor=actor,
+                clock=ClockName.EXPECTED_IMPACT.value,
+                instant=expected_impact,
+                reason=why,
+                correction=previous is not None,
+            )
+        ]
     if current is not None and why is None:
         change = "raising" if level.more_severe_than(current) else "lowering"
         raise InvalidInput(f"{change} the warning ({current.value} -> {level.value}) needs --reason", field="reason")
@@ -149,6 +166,8 @@ def assign(
     _role(inc, role)
     who = _text(user, "user", required=True, limit=200)
     assert who is not None
+    check_instant(shift_start, "shift_start", now, future_ok=True)
+    check_instant(shift_end, "shift_end", now, future_ok=True)
     if shift_start and shift_end and shift_end <= shift_start:
         raise InvalidInput("a shift ends after it starts", field="shift_end")
     for a in inc.emergency.assignments:
@@ -305,7 +324,7 @@ def move(inc: Incident, request_id: str, units: list[str], stage: str, *, actor:
     request = _request(inc, request_id)
     if stage not in STAGES:
         raise InvalidInput(f"a unit is {', '.join(STAGES)}; got '{stage}'", field="stage")
-    chosen = units or [u for u, m in request.units.items() if m.returned_at is None]
+    chosen = units or [u for u, m in request.units.items() if _eligible(m, stage)]
     if not chosen:
         raise InvalidTransition(f"request {request_id} has no units to mark {stage}")
     for unit in chosen:
@@ -321,6 +340,17 @@ def move(inc: Incident, request_id: str, units: list[str], stage: str, *, actor:
         if stage == "arrived" and movement.arrived_at is not None:
             raise InvalidTransition(f"unit {unit} has already arrived")
     return [ResourceMoved(at=now, actor=actor, request=request_id, units=chosen, stage=stage)]
+
+
+def _eligible(m: UnitMovement, stage: str) -> bool:
+    """Whether a unit can move to a stage (the units meant when none are named)."""
+    if m.returned_at is not None:
+        return False
+    if stage == "dispatched":
+        return m.dispatched_at is None
+    if stage == "arrived":
+        return m.dispatched_at is not None and m.arrived_at is None
+    return True
 
 
 def cancel_request(inc: Incident, request_id: str, *, actor: str, now: datetime, reason: str | None) -> list[Event]:
@@ -344,8 +374,9 @@ def set_impact(
     for s in services:
         if s not in known_services:
             raise NotFound(f"no service '{s}' in the service catalogue{_hint(s, sorted(known_services))}")
-    clean_areas = [a.strip() for a in areas if a.strip()]
-    if sorted(services) == sorted(inc.emergency.services) and sorted(clean_areas) == sorted(inc.emergency.areas):
+    clean_areas = list(dict.fromkeys(a.strip() for a in areas if a.strip()))
+    services = sorted(set(services))
+    if services == sorted(inc.emergency.services) and sorted(clean_areas) == sorted(inc.emergency.areas):
         raise InvalidTransition("no change: these services and areas are already recorded")
     return [ImpactSet(at=now, actor=actor, services=sorted(set(services)), areas=list(dict.fromkeys(clean_areas)))]
 

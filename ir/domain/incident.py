@@ -252,6 +252,17 @@ class Incident:
     def onset(self) -> datetime | None:
         return self.clock(ClockName.DETECTION)
 
+    @property
+    def recovery_start(self) -> datetime | None:
+        """Where RTO and MTPD count from: detection; but for an incident opened under a warning, before any
+        impact (a typhoon 72 h out), the declaration of the response at impact."""
+        history = self.emergency.warning_history
+        declared = self.clock(ClockName.DECLARATION)
+        opened_warned = bool(history) and (declared is None or history[0][0] < declared)
+        if opened_warned:
+            return declared
+        return self.onset
+
 
 # -- the fold, one function per event -------------------------------------------------------------
 

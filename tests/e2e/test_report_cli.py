@@ -61,7 +61,7 @@ def by_regime(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def obligation(rows: list[dict[str, Any]], regime: str, obligation_id: str) -> dict[str, Any]:
-    found = [o for o in by_regime(rows)[regime]["obligations"] if o["id"] == obligation_id]
+    found: list[dict[str, Any]] = [o for o in by_regime(rows)[regime]["obligations"] if o["id"] == obligation_id]
     assert len(found) == 1
     return found[0]
 

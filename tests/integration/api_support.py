@@ -53,6 +53,21 @@ ACTION_PLAYBOOK = MINIMAL_PLAYBOOK.replace(
 
 
 @contextmanager
+def cheap_hashing() -> Iterator[None]:
+    """argon2id at its cheapest parameters while the API's tests run: they are about who gets in, not how
+    much a guess costs (the production parameters make each sign-in take a good part of a second)."""
+    from argon2 import PasswordHasher
+
+    from ir.adapters.db import users
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(users, "_HASHER", cheap)
+        patch.setattr(users, "_DUMMY", cheap.hash("ir: equalise the time of a sign-in for an unknown user"))
+        yield
+
+
+@contextmanager
 def database(kind: str, folder: Path) -> Iterator[str]:
     """A migrated database for a module of tests: a SQLite file, or a fresh PostgreSQL database dropped after."""
     if kind == "sqlite":
@@ -168,7 +183,7 @@ def serve(url: str, folder: Path) -> Iterator[Api]:
 def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """The body of a module-scoped fixture parametrized over DATABASES."""
     folder = tmp_path_factory.mktemp(f"api-{request.param}")
-    with database(str(request.param), folder) as url, serve(url, folder) as api:
+    with cheap_hashing(), database(str(request.param), folder) as url, serve(url, folder) as api:
         yield api
 
 

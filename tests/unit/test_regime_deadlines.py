@@ -38,6 +38,7 @@ from ir.domain import decisions
 from ir.domain.clocks import ClockName
 from ir.domain.errors import InvalidInput, InvalidTransition
 from ir.domain.events import Event, FactValue, ReportSubmitted
+from ir.domain.incident import Incident
 from ir.domain.levels import ResponseLevel
 from ir.domain.obligations import judge_reportability, obligation_states, reportable_at, submit_report
 from ir.domain.playbook import Playbook
@@ -101,7 +102,7 @@ class Case:
             self.declare(level, detected)
 
     @property
-    def incident(self) -> Any:
+    def incident(self) -> Incident:
         return self.run.incident
 
     def _at(self, instant: datetime) -> None:
@@ -225,13 +226,25 @@ def test_cac_summary_is_due_30_days_after_the_response_ends() -> None:
     assert case.due(CAC, "summary") - ended == timedelta(days=30)  # type: ignore[operator]
 
 
-@pytest.mark.parametrize("level", [None, ResponseLevel.IV, ResponseLevel.I])
-def test_miit_report_is_due_immediately_on_detection(level: ResponseLevel | None) -> None:
+@pytest.mark.parametrize("level", [ResponseLevel.IV, ResponseLevel.I])
+def test_miit_report_is_due_immediately_on_detection(level: ResponseLevel) -> None:
     case = Case(MIIT, detected=DETECTED, level=level)
     state = case.state(MIIT, "immediate")
     assert state.due_at == DETECTED
     assert state.variant is not None and state.variant.label is not None
     assert state.variant.label.en == "immediately"
+
+
+def test_before_a_level_is_declared_only_measured_or_judged_regimes_apply() -> None:
+    """An alert in triage may be a false alarm: regimes apply once a level is declared, except where
+    reportability is measured (FCC's user-minutes) or was judged."""
+    case = Case(CAC, MIIT, FCC, GDPR, NIS2, DORA, detected=DETECTED, facts={"affected_users": 50_000})
+    assert sorted({r for r, _ in case.states()}) == [FCC]
+    case.judge(GDPR, reportable=True, when=DETECTED + timedelta(minutes=10))
+    assert sorted({r for r, _ in case.states()}) == sorted([FCC, GDPR])
+    case.declare(ResponseLevel.IV, DETECTED + timedelta(minutes=20))
+    assert sorted({r for r, _ in case.states()}) == sorted([DORA, FCC, GDPR, MIIT, NIS2])  # CAC: I-III only
+    assert case.due(MIIT, "immediate") == DETECTED  # declared later, due from detection all the same
 
 
 # -- FCC Part 4: 30 minutes AND 900,000 user-minutes; 120 min / 72 h / 30 days --------------------------
@@ -313,7 +326,7 @@ AWARE = at(BRUSSELS, 2026, 6, 10, 9, 30)  # 07:30 UTC, a Wednesday
 
 
 def test_gdpr_waits_for_awareness_then_falls_due_72h_later() -> None:
-    case = Case(GDPR, detected=AWARE - timedelta(hours=5))
+    case = Case(GDPR, detected=AWARE - timedelta(hours=5), level=ResponseLevel.II)
     state = case.state(GDPR, "notification")
     assert (state.due_at, state.waiting_for) == (None, "awareness")
     assert reportable_at(case.incident, REGIMES[GDPR]) == (None, "unknown")
@@ -322,13 +335,13 @@ def test_gdpr_waits_for_awareness_then_falls_due_72h_later() -> None:
 
 
 def test_gdpr_judged_reportable_keeps_the_deadline_and_judged_not_reportable_drops_it() -> None:
-    reportable = Case(GDPR, detected=AWARE)
+    reportable = Case(GDPR, detected=AWARE, level=ResponseLevel.II)
     reportable.clock(ClockName.AWARENESS, AWARE)
     reportable.judge(GDPR, reportable=True, when=AWARE + timedelta(hours=2))
     assert reportable_at(reportable.incident, REGIMES[GDPR]) == (AWARE + timedelta(hours=2), "judged")
     assert reportable.due(GDPR, "notification") == AWARE + timedelta(hours=72)
 
-    unlikely = Case(GDPR, detected=AWARE)
+    unlikely = Case(GDPR, detected=AWARE, level=ResponseLevel.II)
     unlikely.clock(ClockName.AWARENESS, AWARE)
     unlikely.judge(GDPR, reportable=False, when=AWARE + timedelta(hours=2))  # unlikely to result in a risk
     assert reportable_at(unlikely.incident, REGIMES[GDPR]) == (None, "not reportable")
@@ -339,7 +352,7 @@ def test_gdpr_judged_reportable_keeps_the_deadline_and_judged_not_reportable_dro
 
 
 def test_nis2_early_warning_24h_and_notification_72h_after_awareness() -> None:
-    case = Case(NIS2, detected=AWARE - timedelta(hours=1))
+    case = Case(NIS2, detected=AWARE - timedelta(hours=1), level=ResponseLevel.II)
     assert {o: s.waiting_for for (_, o), s in case.states().items()} == {
         "early_warning": "awareness",
         "notification": "awareness",
@@ -351,7 +364,7 @@ def test_nis2_early_warning_24h_and_notification_72h_after_awareness() -> None:
 
 
 def test_nis2_final_report_is_chained_to_the_notification_submission_not_its_deadline() -> None:
-    case = Case(NIS2, detected=AWARE)
+    case = Case(NIS2, detected=AWARE, level=ResponseLevel.II)
     case.clock(ClockName.AWARENESS, AWARE)
     case.submit(NIS2, "early_warning", AWARE + timedelta(hours=10))
     assert case.state(NIS2, "final").waiting_for == "submission:notification"  # the early warning does not start it
@@ -374,7 +387,7 @@ NIS2_MONTH_ENDS = [
 @pytest.mark.parametrize(("submitted", "due"), NIS2_MONTH_ENDS)
 def test_nis2_final_one_month_later_clamps_to_the_end_of_a_shorter_month(submitted: datetime, due: datetime) -> None:
     aware = submitted - timedelta(hours=30)
-    case = Case(NIS2, detected=aware)
+    case = Case(NIS2, detected=aware, level=ResponseLevel.II)
     case.clock(ClockName.AWARENESS, aware)
     case.submit(NIS2, "notification", submitted)
     assert case.due(NIS2, "final") == due
@@ -407,6 +420,7 @@ def test_dora_initial_notification(aware: datetime, classified: datetime, due: d
     case = Case(DORA, detected=aware)
     case.clock(ClockName.AWARENESS, aware)
     case.clock(ClockName.CLASSIFICATION, classified)
+    case.judge(DORA, reportable=True, when=classified)  # classified as a major ICT-related incident
     assert case.due(DORA, "initial") == due, why
 
 
@@ -414,6 +428,7 @@ def test_dora_the_roll_lands_at_noon_local_time_on_the_next_working_day() -> Non
     case = Case(DORA, detected=at(BRUSSELS, 2026, 6, 5, 9))
     case.clock(ClockName.AWARENESS, at(BRUSSELS, 2026, 6, 5, 9))
     case.clock(ClockName.CLASSIFICATION, at(BRUSSELS, 2026, 6, 5, 22))
+    case.judge(DORA, reportable=True, when=at(BRUSSELS, 2026, 6, 5, 22))
     due = case.due(DORA, "initial")
     assert due is not None
     local = due.astimezone(BRUSSELS)
@@ -451,6 +466,7 @@ def test_dora_intermediate_72h_after_the_initial_and_final_one_month_after_the_i
     case = Case(DORA, detected=aware)
     case.clock(ClockName.AWARENESS, aware)
     case.clock(ClockName.CLASSIFICATION, aware + timedelta(hours=1))
+    case.judge(DORA, reportable=True, when=aware + timedelta(hours=1))
     assert case.state(DORA, "intermediate").waiting_for == "submission:initial"
     assert case.state(DORA, "final").waiting_for == "submission:intermediate"
     case.submit(DORA, "initial", initial)
@@ -485,7 +501,7 @@ def test_elapsed_deadlines_across_a_daylight_saving_change_are_exact_hours_in_ut
     zone: ZoneInfo,
     wall: tuple[int, int, int],
 ) -> None:
-    case = Case(regime, detected=trigger, facts={"affected_users": 1_000_000})
+    case = Case(regime, detected=trigger, facts={"affected_users": 1_000_000}, level=ResponseLevel.II)
     if clock is not ClockName.DETECTION:
         case.clock(clock, trigger)
     due = case.due(regime, obligation)
@@ -520,6 +536,7 @@ def test_month_deadlines_keep_the_local_wall_time_across_daylight_saving(
     aware = submitted - timedelta(hours=30)
     case = Case(regime, detected=aware)
     case.clock(ClockName.AWARENESS, aware)
+    case.judge(regime, reportable=True, when=aware)
     if regime == DORA:
         case.clock(ClockName.CLASSIFICATION, aware)
         case.submit(DORA, "initial", aware + timedelta(hours=2))
@@ -570,7 +587,7 @@ WORKING_DAYS = [
 @pytest.mark.parametrize(("detected", "due", "why"), WORKING_DAYS, ids=[row[2] for row in WORKING_DAYS])
 def test_working_days_on_chinas_official_calendar(detected: datetime, due: datetime, why: str) -> None:
     table = working_day_regime()
-    case = Case(MIIT, detected=detected, table=table)
+    case = Case(MIIT, detected=detected, table=table, level=ResponseLevel.IV)
     assert case.due(MIIT, "written") == due, why
     assert due.astimezone(SHANGHAI).hour == 0
 
@@ -578,7 +595,7 @@ def test_working_days_on_chinas_official_calendar(detected: datetime, due: datet
 def test_working_days_on_a_clause_calendar_of_its_own() -> None:
     """A clause may count on another country's calendar: 2026-07-03 is Independence Day observed in the US."""
     table = working_day_regime(calendar={"country": "US", "zone": "America/New_York"})
-    case = Case(MIIT, detected=at(NEW_YORK, 2026, 7, 2, 12), table=table)
+    case = Case(MIIT, detected=at(NEW_YORK, 2026, 7, 2, 12), table=table, level=ResponseLevel.IV)
     assert case.due(MIIT, "written") == at(NEW_YORK, 2026, 7, 9) == utc(2026, 7, 9, 4)  # Mon 6, Tue 7, Wed 8
 
 

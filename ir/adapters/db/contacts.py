@@ -87,13 +87,15 @@ def _personal(value: str | None) -> Personal | None:
 
 def list_contacts(conn: Connection, vault: Vault | None = None, *, group: str | None = None) -> list[dict[str, Any]]:
     """Contacts, masked unless a vault is given (revealing is the caller's recorded act)."""
-    query = select(contacts).order_by(contacts.c.id)
     if group:
         query = (
-            query.join(contact_groups, contact_groups.c.contact_id == contacts.c.id)
+            select(contacts)
+            .join(contact_groups, contact_groups.c.contact_id == contacts.c.id)
             .where(contact_groups.c.group_id == group)
-            .order_by(contact_groups.c.position)
+            .order_by(contact_groups.c.position)  # the escalation order
         )
+    else:
+        query = select(contacts).order_by(contacts.c.id)
     groups: dict[str, list[str]] = {}
     for gid, cid in conn.execute(select(contact_groups.c.group_id, contact_groups.c.contact_id)):
         groups.setdefault(str(cid), []).append(str(gid))

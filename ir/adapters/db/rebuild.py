@@ -31,6 +31,7 @@ def rebuild(db: Database, *, batch: int = 500) -> tuple[int, int]:
                 ).scalar_one()
                 inc = Incident(id=incident_id, playbook=db.playbooks.get(conn, digest))
                 inc.resolve_playbook = repo.resolver()
+                inc.regimes = db.regimes
                 rows = conn.execute(
                     select(incident_events.c.kind, incident_events.c.payload)
                     .where(incident_events.c.incident_id == incident_id)

@@ -322,7 +322,7 @@ alert_groups = Table(
     Column("group_key", String(64), primary_key=True),  # SHA-256 of the rule id and the group's label values
     Column("rule", String(64), nullable=False),
     Column("labels", Text, nullable=False),  # the group_by labels, JSON
-    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("incident_id", Integer, ForeignKey("incidents.id")),  # NULL while claimed, before its incident opens
     Column("opened_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -17,7 +17,13 @@ from ir.domain.errors import InvalidInput, InvalidTransition, NotFound
 
 SYSTEM_ROLES = ("admin", "commander", "responder", "communications", "observer", "auditor")
 _HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
-_DUMMY = _HASHER.hash("ir: equalise the time of a sign-in for an unknown user")
+_DUMMY: list[str] = []  # a hash to verify against for unknown users (made on first need, not at import)
+
+
+def _dummy() -> str:
+    if not _DUMMY:
+        _DUMMY.append(_HASHER.hash("ir: equalise the time of a sign-in for an unknown user"))
+    return _DUMMY[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +166,7 @@ class SqlUsers:
         row = self.conn.execute(select(users).where(users.c.id == user_id)).first()
         if row is None:
             try:
-                _HASHER.verify(_DUMMY, password)  # the same work as for a real user: no timing oracle
+                _HASHER.verify(_dummy(), password)  # the same work as for a real user: no timing oracle
             except VerificationError:
                 pass
             return None, "unknown"

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ir.domain import commands as c
+from ir.domain.errors import NotFound
 from ir.entrypoints.cli.incident_commands import _actor, _app, _instant, _run
 from ir.entrypoints.cli.options import json_option
 
@@ -182,11 +183,11 @@ def sitrep(
         inc = repo.get(incident_id)
     reports = inc.emergency.sitreps
     if not reports:
-        raise click.ClickException("no situation report yet: ir sitrep ID draft")
-    n = number or len(reports)
+        raise NotFound(f"incident {incident_id} has no situation report yet: ir sitrep {incident_id} draft")
+    n = len(reports) if number is None else number
+    if not 1 <= n <= len(reports):
+        raise NotFound(f"incident {incident_id} has no situation report {n} (it has 1 to {len(reports)})")
     if act == "show":
-        if not 1 <= n <= len(reports):
-            raise click.ClickException(f"no situation report {n}")
         report = reports[n - 1]
         if as_json:
             click.echo(

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from ir.adapters.alerts import RulesFile, ledger_of, list_alerts
+from ir.adapters.alerts import RulesFile, is_race, ledger_of, list_alerts
 from ir.app.alerts import Alert, AlertIntake, IntakeResult
 from ir.app.permissions import authorize
 from ir.domain.errors import InvalidInput
@@ -165,6 +165,7 @@ def intake(request: Request) -> AlertIntake:
                     playbooks=core.library,
                     rules=RulesFile(core.settings.alert_rules, playbooks=core.library),
                     after_commit=core.handlers.after_commit,  # the same hooks as every command's
+                    races=is_race,
                 )
                 request.app.state.alert_intake = found
     assert isinstance(found, AlertIntake)

@@ -6,11 +6,14 @@ so /api/stream and the API answer the console's browser too.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ir.app.signin import Principal, TooManyAttempts
+from ir.domain.text import Lang
 from ir.domain.errors import InvalidInput, IrError, NotAuthenticated
 from ir.entrypoints.http.auth import COOKIE, core, serializer, signin, source
 from ir.entrypoints.web.errors import error_line
@@ -32,6 +35,10 @@ from ir.entrypoints.web.session import (
 )
 
 router = APIRouter(include_in_schema=False)
+
+
+def _password_url(next_url: str) -> str:
+    return "/password" + (f"?{urlencode({'next': next_url})}" if next_url != "/" else "")
 
 
 def _login_page(
@@ -61,7 +68,8 @@ def login_form(request: Request, next: str = "/") -> Response:
 async def login(request: Request) -> Response:
     form = await request.form()
     lang = language(request, None)[0]
-    next_url = safe_next(form.get("next") if isinstance(form.get("next"), str) else None)  # type: ignore[arg-type]
+    raw_next = form.get("next")
+    next_url = safe_next(raw_next if isinstance(raw_next, str) else None)
     user_name = form.get("user")
     password = form.get("password")
     user_name = user_name.strip() if isinstance(user_name, str) else ""
@@ -84,16 +92,16 @@ async def login(request: Request) -> Response:
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
     assert found.session_id is not None
-    target = "/password" + (f"?next={next_url}" if next_url != "/" else "") if found.must_change_password else next_url
-    response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
+    target = _password_url(next_url) if found.must_change_password else next_url
+    signed_in = RedirectResponse(target, status_code=303)
+    signed_in.set_cookie(
         COOKIE,
         serializer(request).dumps(found.session_id),
         max_age=int(core(request).settings.session_ttl.total_seconds()),
         **cookie_options(request),
     )
-    response.delete_cookie(LOGIN_COOKIE, path="/")
-    return response
+    signed_in.delete_cookie(LOGIN_COOKIE, path="/")
+    return signed_in
 
 
 @router.post("/logout")
@@ -113,14 +121,11 @@ async def logout(request: Request) -> Response:
 @router.get("/password")
 def password_form(request: Request, next: str = "/") -> HTMLResponse:
     user = require_user(request, allow_password_change=True)
-    return show(
-        request, "password.html", user, {"forced": user.must_change_password, "next": safe_next(next)}
-    )
+    return show(request, "password.html", user, {"forced": user.must_change_password, "next": safe_next(next)})
 
 
-def _change(request: Request, user: Principal, current: str, new: str, confirm: str, lang: str) -> None:
+def _change(request: Request, user: Principal, current: str, new: str, confirm: str, lg: Lang) -> None:
     """Check and store the new password, in one transaction with its audit record."""
-    lg = "en" if lang == "en" else "zh-CN"
     if new != confirm:
         raise InvalidInput(translate(lg, "password.mismatch"), field="confirm")
     service = signin(request)
@@ -165,7 +170,7 @@ async def change_password(request: Request) -> Response:
         message = exc.message if isinstance(exc, InvalidInput | NotAuthenticated) else error_line(lang, exc)
         if isinstance(exc, InvalidInput) and exc.field == "password":
             message = error_line(lang, exc)
-        response = RedirectResponse("/password" + (f"?next={next_url}" if next_url != "/" else ""), status_code=303)
+        response = RedirectResponse(_password_url(next_url), status_code=303)
         flash(request, response, [Flash("error", message)])
         return response
     response = RedirectResponse(next_url, status_code=303)

@@ -63,6 +63,8 @@ def fact_text(value: Any) -> str:
 def incident_page(inc: Incident, view: dict[str, Any], *, lang: Lang, actor: Actor) -> dict[str, Any]:
     """The incident board's context: the view plus what the forms need."""
     pb = inc.playbook
+    titles = {s.id: s.title.get(lang) for s in pb.steps.values()}
+    role_titles = {r.id: r.title.get(lang) for r in pb.roles.values()}
     steps = []
     for s in view["steps"]:
         step = pb.steps[s["id"]]
@@ -80,9 +82,8 @@ def incident_page(inc: Incident, view: dict[str, Any], *, lang: Lang, actor: Act
                 "evidence_hint": step.evidence_hint.get(lang) if step.evidence_hint else None,
                 "confirm_pending": confirm_pending,
                 "approval_roles": sorted(set(s["approvals_waiting"])),
-                "approval_role_titles": {
-                    r: pb.roles[r].title.get(lang) if r in pb.roles else r for r in s["approvals_waiting"]
-                },
+                "approvals_waiting_titles": [role_titles.get(r, r) for r in s["approvals_waiting"]],
+                "waiting_on_titles": [titles.get(w, w) for w in s["waiting_on"]],
                 "anchor": f"step-{s['id']}",
             }
         )
@@ -121,7 +122,8 @@ def incident_page(inc: Incident, view: dict[str, Any], *, lang: Lang, actor: Act
                 "text_en": report.text.get("en", ""),
             }
         )
-    deadlines = [d for d in view["deadlines"] if d["kind"] != "step" and d["state"] != "met"]
+    # steps' deadlines are shown on the steps, RTO and MTPD under recovery objectives
+    deadlines = [d for d in view["deadlines"] if d["kind"] not in ("step", "rto", "mtpd") and d["state"] != "met"]
     return {
         "b": view,
         "steps": steps,
@@ -134,7 +136,10 @@ def incident_page(inc: Incident, view: dict[str, Any], *, lang: Lang, actor: Act
         "levels": [(lv.value, lv.label.get(lang)) for lv in LEVEL_ORDER if lv in pb.levels],
         "warnings": [(w.value, w.label.get(lang)) for w in WARNING_ORDER if w in pb.warnings],
         "roles": [(r.id, r.title.get(lang)) for r in pb.roles.values()],
-        "role_titles": {r.id: r.title.get(lang) for r in pb.roles.values()},
+        "role_titles": role_titles,
+        "missing_fact_titles": [
+            pb.facts[name].title.get(lang) if name in pb.facts else name for name in view["missing_facts"]
+        ],
         "resource_kinds": [(k.kind, k.title.get(lang)) for k in pb.resources.values()],
         "stages": STAGES,
         "log_categories": LOG_CATEGORIES,

@@ -35,9 +35,7 @@ def error_line(lang: Lang, exc: IrError) -> str:
     return translate(lang, key, detail=exc.message)
 
 
-def error_page(
-    request: Any, context: dict[str, Any], *, title_key: str, message: str, status: int, back: str = "/"
-) -> HTMLResponse:
+def error_page(context: dict[str, Any], *, title_key: str, message: str, status: int, back: str = "/") -> HTMLResponse:
     lang: Lang = context["lang"]
     page = context | {"title": translate(lang, title_key), "message": message, "back": back}
     return render("error.html", page, status=status)

@@ -155,7 +155,6 @@ def _board_context(request: Request, user: Principal, incident_id: int) -> dict[
 def _missing(request: Request, user: Principal, exc: IrError) -> HTMLResponse:
     lang = _lang(request, user)
     return error_page(
-        request,
         page_context(request, user, lang),
         title_key="error.not_found_title",
         message=error_line(lang, exc),

@@ -118,14 +118,14 @@ def span_text(s: int, lang: Lang) -> str:
     h, rem = divmod(rem, 3600)
     m, sec = divmod(rem, 60)
     if d:
-        parts = [f"{d}{u['d']}", f"{h}{u['h']}"]
+        parts = [f"{d}{u['d']}", f"{h}{u['h']}" if h else ""]
     elif h:
-        parts = [f"{h}{u['h']}", f"{m}{u['m']}"]
+        parts = [f"{h}{u['h']}", f"{m}{u['m']}" if m else ""]
     elif m:
-        parts = [f"{m}{u['m']}", f"{sec}{u['s']}"] if m < 10 else [f"{m}{u['m']}"]
+        parts = [f"{m}{u['m']}", f"{sec}{u['s']}" if sec and m < 10 else ""]
     else:
         parts = [f"{sec}{u['s']}"]
-    return sep.join(parts)
+    return sep.join(p for p in parts if p)
 
 
 def render(template: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:

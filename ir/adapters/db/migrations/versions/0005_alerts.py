@@ -43,7 +43,7 @@ def upgrade() -> None:
         sa.Column("group_key", sa.String(length=64), nullable=False),
         sa.Column("rule", sa.String(length=64), nullable=False),
         sa.Column("labels", sa.Text(), nullable=False),
-        sa.Column("incident_id", sa.Integer(), nullable=False),
+        sa.Column("incident_id", sa.Integer(), nullable=True),
         sa.Column("opened_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"], name=op.f("fk_alert_groups_incident_id_incidents")),

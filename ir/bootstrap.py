@@ -14,8 +14,6 @@ from ir.adapters.audit.sealer import Sealer
 from ir.adapters.audit.service import AuditService
 from ir.adapters.calendars import official_calendar
 from ir.adapters.catalogue import ServiceCatalogue
-from ir.adapters.regimes import load_regimes
-from ir.adapters.reports.regulator import render as render_report
 from ir.adapters.clock import SystemClock
 from ir.adapters.db.engine import make_engine
 from ir.adapters.db.incidents import PlaybookCache
@@ -24,6 +22,8 @@ from ir.adapters.db.uow import Database
 from ir.adapters.http_actions import HttpActionClient
 from ir.adapters.playbooks.compiler import compile_source
 from ir.adapters.playbooks.library import PlaybookLibrary
+from ir.adapters.regimes import load_regimes
+from ir.adapters.reports.regulator import render as render_report
 from ir.app.actions import ActionClient, ActionHook
 from ir.app.handlers import Handlers
 from ir.app.personal_data import PersonalData

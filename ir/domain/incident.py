@@ -16,9 +16,6 @@ from ir.domain.clocks import ClockName
 from ir.domain.durations import parse_duration
 from ir.domain.emergency import APPLY as emergency_apply
 from ir.domain.emergency import Emergency
-from ir.domain.obligations import APPLY as regulatory_apply
-from ir.domain.obligations import Regulatory
-from ir.domain.regimes import Regime
 from ir.domain.events import (
     ActionConfirmed,
     ActionSucceeded,
@@ -41,8 +38,11 @@ from ir.domain.events import (
     StepStarted,
 )
 from ir.domain.levels import ResponseLevel, WarningLevel
+from ir.domain.obligations import APPLY as regulatory_apply
+from ir.domain.obligations import Regulatory
 from ir.domain.personal import Personal
 from ir.domain.playbook import FactKind, Notification, Playbook, Restoration, Step
+from ir.domain.regimes import Regime
 
 
 class Mode(StrEnum):

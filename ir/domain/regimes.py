@@ -165,7 +165,7 @@ def applicable_variant(obligation: Obligation, facts: Mapping[str, Any]) -> Vari
         try:
             if variant.when.evaluate(facts).value is True:
                 return variant
-        except Exception:  # a value of another type than the regime expects: the variant does not hold
+        except Exception:  # noqa: S112 - a value of another type than the regime expects: the variant does not hold
             continue
     return None
 

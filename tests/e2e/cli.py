@@ -27,6 +27,7 @@ def ir(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, t
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     return Run(proc.returncode, proc.stdout, proc.stderr)

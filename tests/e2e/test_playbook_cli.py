@@ -36,8 +36,8 @@ def test_validate_reports_every_problem_and_exits_1(tmp_path: Path) -> None:
     assert run.code == 1
     lines = run.out.strip().splitlines()
     assert (
-        lines[0]
-        == f"{bad}:4:11: error: invalid category 'outgae': expected 'disaster', 'outage' or 'attack'; did you mean 'outage'?"
+        lines[0] == f"{bad}:4:11: error: invalid category 'outgae': expected 'disaster', 'outage' or 'attack'; "
+        "did you mean 'outage'?"
     )
     assert lines[1] == f"{bad}:{line_of(text, 'role: nco')}:11: error: unknown role 'nco'; did you mean 'noc'?"
     assert "1 of 2 playbook(s) valid, 2 error(s)" in run.err

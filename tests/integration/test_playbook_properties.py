@@ -35,7 +35,8 @@ def playbook_docs(draw: st.DrawFn) -> dict[str, Any]:
 
     def criteria() -> str:
         parts = [
-            f"{draw(st.sampled_from(fact_names))} {draw(st.sampled_from(['>=', '<', '==']))} {draw(st.integers(0, 10**7))}"
+            f"{draw(st.sampled_from(fact_names))} {draw(st.sampled_from(['>=', '<', '==']))} "
+            f"{draw(st.integers(0, 10**7))}"
             for _ in range(draw(st.integers(1, 3)))
         ]
         return f" {draw(st.sampled_from(['and', 'or']))} ".join(parts)

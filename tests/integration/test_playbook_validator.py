@@ -94,7 +94,8 @@ def test_misordered_levels() -> None:
     text = text.replace("  IV:\n", block_i + "  IV:\n", 1)
     out = errors(text)
     assert out == [
-        f"pb.yaml:{line_of(text, '  II:')}:3: error: levels out of order: 'II' where 'I' belongs (most severe first: I, II, III, IV)"
+        f"pb.yaml:{line_of(text, '  II:')}:3: error: levels out of order: 'II' where 'I' belongs "
+        "(most severe first: I, II, III, IV)"
     ]
 
 
@@ -151,7 +152,8 @@ def test_ill_typed_expression_column_points_into_the_expression() -> None:
 def test_unknown_fact_in_expression() -> None:
     text = edit("criteria: affected_users >= 10_000\n", "criteria: afected_users >= 10_000\n")
     assert errors(text) == [
-        f"pb.yaml:{line_of(text, 'afected_users')}:15: error: invalid expression: unknown fact 'afected_users'; did you mean 'affected_users'?"
+        f"pb.yaml:{line_of(text, 'afected_users')}:15: error: invalid expression: unknown fact 'afected_users'; "
+        "did you mean 'affected_users'?"
     ]
 
 
@@ -177,7 +179,8 @@ def test_rto_above_mtpd() -> None:
 def test_credentials_in_an_action_are_refused() -> None:
     text = edit(
         "    kind: restore\n",
-        "    kind: restore\n    action:\n      url: https://api.example.net/x\n      headers: {Authorization: Bearer abc}\n",
+        "    kind: restore\n    action:\n      url: https://api.example.net/x\n"
+        "      headers: {Authorization: Bearer abc}\n",
     )
     out = errors(text)
     assert len(out) == 1

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -25,8 +25,8 @@ ACTOR = c.Actor(id="tester", roles=frozenset({"admin"}))
 
 
 class Receiver(BaseHTTPRequestHandler):
-    calls: list[dict[str, Any]] = []
-    answers: list[int] = []
+    calls: ClassVar[list[dict[str, Any]]] = []
+    answers: ClassVar[list[int]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))

@@ -27,11 +27,11 @@ from ir.app.ports import StaleIncident, StoredEvent, StoredRow
 from ir.domain.clocks import ClockName
 from ir.domain.deadlines import CalendarFor, Deadline, deadlines, touched_refs
 from ir.domain.emergency import merge_playbooks
-from ir.domain.regimes import Regime
 from ir.domain.errors import NotFound
 from ir.domain.events import Event, event_from_dict, event_to_dict
 from ir.domain.incident import Incident, StepStatus
 from ir.domain.playbook import Playbook
+from ir.domain.regimes import Regime
 from ir.domain.snapshot import from_snapshot, joined_playbooks, to_snapshot
 
 SNAPSHOT_EVERY = 250

@@ -19,8 +19,8 @@ from ir.adapters.db.inventory import SqlInventory
 from ir.adapters.db.users import SqlUsers
 from ir.domain.clocks import Clock
 from ir.domain.deadlines import CalendarFor
-from ir.domain.regimes import Regime
 from ir.domain.personal import Personal
+from ir.domain.regimes import Regime
 
 
 class Database:

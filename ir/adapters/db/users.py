@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -165,10 +166,8 @@ class SqlUsers:
         """(user, outcome): outcome is ok, unknown, wrong, locked or disabled. Failures count towards a lockout."""
         row = self.conn.execute(select(users).where(users.c.id == user_id)).first()
         if row is None:
-            try:
-                _HASHER.verify(_dummy(), password)  # the same work as for a real user: no timing oracle
-            except VerificationError:
-                pass
+            with contextlib.suppress(VerificationError):  # the same work as for a real user: no timing oracle
+                _HASHER.verify(_dummy(), password)
             return None, "unknown"
         user = _user(row)
         if user.disabled:

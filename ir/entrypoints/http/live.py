@@ -7,6 +7,7 @@ bounded, and a subscriber that falls behind only misses intermediate versions (i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from dataclasses import dataclass
 
@@ -46,8 +47,6 @@ class Broadcaster:
 
 def _offer(queue: asyncio.Queue[Change], change: Change) -> None:
     if queue.full():
-        try:
+        with contextlib.suppress(asyncio.QueueEmpty):
             queue.get_nowait()  # drop the oldest: the newest version is what a console needs
-        except asyncio.QueueEmpty:
-            pass
     queue.put_nowait(change)

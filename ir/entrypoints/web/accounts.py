@@ -13,8 +13,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ir.app.signin import Principal, TooManyAttempts
-from ir.domain.text import Lang
 from ir.domain.errors import InvalidInput, IrError, NotAuthenticated
+from ir.domain.text import Lang
 from ir.entrypoints.http.auth import COOKIE, core, serializer, signin, source
 from ir.entrypoints.web.errors import error_line
 from ir.entrypoints.web.i18n import translate

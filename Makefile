@@ -21,6 +21,7 @@ $(TSTAMP): $(STAMP)
 run: $(STAMP)
 	$(BIN)/ir db upgrade
 	$(BIN)/ir run-local
+	$(BIN)/ir serve
 
 lint: $(TSTAMP)
 	$(BIN)/ruff check ir tests bench

@@ -128,7 +128,7 @@ def run_local() -> None:
         '  .venv/bin/ir open ddos --title "DDoS on IDC-3" --fact affected_users=1,200,000 --mode drill\n'
         "  .venv/bin/ir classify 1 && .venv/bin/ir level 1 II && .venv/bin/ir status 1\n"
         "  .venv/bin/ir audit verify\n"
-        "The web console and API (ir serve) arrive with the server; docs/ explains the rest."
+        "docs/ explains the rest. Starting the server (console and API)…"
     )
 
 

@@ -24,7 +24,12 @@ def serve(host: str | None, port: int | None) -> None:
     require_migrated(make_engine(settings.database_url))
     host = host or settings.host
     port = port or settings.port
-    click.echo(f"ir: serving on http://{host}:{port}/  (API under /api, OpenAPI at /docs)", err=True)
+    click.echo(f"ir: serving on http://{host}:{port}/  (console; API under /api, OpenAPI at /docs)", err=True)
+    click.echo(
+        "ir: sign in as 'admin' (its one-time password is printed below on the first start; "
+        "`ir users reset admin` gives a new one). Ctrl-C stops the server.",
+        err=True,
+    )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=20)
 
 

@@ -137,6 +137,7 @@ class Server:
 
 
 def alert(n: int, *, status: str = "firing", starts: datetime) -> dict[str, Any]:
+    """Alert `n` of the pool (a DDoS probe), in group n % GROUPS."""
     return {
         "status": status,
         "labels": {
@@ -159,34 +160,54 @@ def alert(n: int, *, status: str = "firing", starts: datetime) -> dict[str, Any]
     }
 
 
+def envelope(alerts: list[dict[str, Any]]) -> bytes:
+    body = {
+        "version": "4",
+        "groupKey": '{}:{alertname="DDoSAttackDetected"}',
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "ir",
+        "groupLabels": {"alertname": "DDoSAttackDetected"},
+        "commonLabels": {"alertname": "DDoSAttackDetected", "severity": "critical"},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": alerts,
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+STARTS = datetime.now(UTC) - timedelta(minutes=5)
+
+
+def pool() -> list[bytes]:
+    """Every alert of the pool once, 20 to a webhook: what opens the 20 incidents (sent before measuring)."""
+    return [envelope([alert(n, starts=STARTS) for n in range(i, i + ALERTS)]) for i in range(0, POOL, ALERTS)]
+
+
 def webhooks(count: int, seed: int) -> list[bytes]:
     """`count` webhook bodies: 20 alerts each from the pool (repeats), now and then a new one or a resolution."""
     rng = random.Random(seed)
-    starts = datetime.now(UTC) - timedelta(minutes=5)
     fresh = POOL * (seed + 1) * 100
     out = []
     for i in range(count):
         picks = rng.sample(range(POOL), ALERTS)
-        alerts = [alert(n, starts=starts) for n in picks]
+        alerts = [alert(n, starts=STARTS) for n in picks]
         if i % 10 == 5:
-            alerts[0] = alert(fresh, starts=starts)  # never seen: attaches to its group's incident
+            alerts[0] = alert(fresh, starts=STARTS)  # never seen: attaches to its group's incident
             fresh += 1
         if i % 20 == 7:
-            alerts[1] = alert(picks[1], status="resolved", starts=starts)
-        body = {
-            "version": "4",
-            "groupKey": '{}:{alertname="DDoSAttackDetected"}',
-            "truncatedAlerts": 0,
-            "status": "firing",
-            "receiver": "ir",
-            "groupLabels": {"alertname": "DDoSAttackDetected"},
-            "commonLabels": {"alertname": "DDoSAttackDetected", "severity": "critical"},
-            "commonAnnotations": {},
-            "externalURL": "http://alertmanager:9093",
-            "alerts": alerts,
-        }
-        out.append(json.dumps(body, separators=(",", ":")).encode())
+            alerts[1] = alert(picks[1], status="resolved", starts=STARTS)
+        out.append(envelope(alerts))
     return out
+
+
+def prime(url: str, token: str | None) -> None:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    with httpx.Client(headers=headers, timeout=60) as client:
+        for body in pool():
+            answer = client.post(url, content=body)
+            if answer.status_code != 202:
+                raise SystemExit(f"priming failed: {answer.status_code} {answer.text[:300]}")
 
 
 # -- load ---------------------------------------------------------------------------------------------------------
@@ -204,11 +225,15 @@ class Run:
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
 
+    @property
+    def p99(self) -> float:
+        lat = sorted(self.latencies) or [0.0]
+        return lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
     def line(self, name: str) -> str:
         wall = max(self.finished - self.started, 1e-9)
-        lat = sorted(self.latencies) or [0.0]
-        p50 = statistics.median(lat) * 1000
-        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+        p50 = statistics.median(self.latencies or [0.0]) * 1000
+        p99 = self.p99 * 1000
         errors = sum(self.errors.values())
         detail = f" {self.errors}" if errors else ""
         return (
@@ -327,7 +352,8 @@ def main() -> None:
     more = webhooks(2000, seed=2)
     print(
         f"alert intake: {RATE} webhooks/s x {ALERTS} alerts = {RATE * ALERTS:,} alerts/s offered for {SECONDS} s "
-        f"(after {WARMUP:.0f} s warm-up), open loop, httpx client, uvicorn on 127.0.0.1, SQLite"
+        f"(after {WARMUP:.0f} s warm-up), open loop, httpx client, uvicorn on 127.0.0.1, SQLite; "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start"
     )
     with tempfile.TemporaryDirectory(prefix="ir-bench-alerts-") as tmp:
         folder = Path(tmp)
@@ -335,28 +361,39 @@ def main() -> None:
 
         bare = Server("bare_server", {})
         try:
-            ceiling = asyncio.run(open_loop(f"{bare.url}/api/alerts/alertmanager", None, bodies, warmup))
-            ceiling_max = asyncio.run(saturate(f"{bare.url}/api/alerts/alertmanager", None, more, SATURATION_SECONDS))
+            url = f"{bare.url}/api/alerts/alertmanager"
+            prime(url, None)
+            ceiling = asyncio.run(open_loop(url, None, bodies, warmup))
+            ceiling_max = asyncio.run(saturate(url, None, more, SATURATION_SECONDS))
         finally:
             bare.stop()
 
         server = Server("intake_server", env)
         try:
-            intake = asyncio.run(open_loop(f"{server.url}/api/alerts/alertmanager", token, bodies, warmup))
+            url = f"{server.url}/api/alerts/alertmanager"
+            prime(url, token)  # the 400 alerts of the pool open their 20 incidents
+            intake = asyncio.run(open_loop(url, token, bodies, warmup))
             after_open_loop = stored(folder)
-            intake_max = asyncio.run(saturate(f"{server.url}/api/alerts/alertmanager", token, more, SATURATION_SECONDS))
+            intake_max = asyncio.run(saturate(url, token, more, SATURATION_SECONDS))
         finally:
             server.stop()
 
-        print(intake.line("intake (open loop)        "))
-        print(ceiling.line("ceiling: bare endpoint    "))
-        ratio = intake.ok / max(ceiling.ok, 1)
-        target = "met" if intake.ok == intake.sent and intake.ok / max(SECONDS, 1) >= RATE * 0.98 else "NOT met"
-        print(f"  intake carried {ratio:.0%} of what the bare endpoint carried; target 2,000 alerts/s: {target}")
+        print(intake.line("intake (open loop)                 "))
+        print(ceiling.line("ceiling: bare endpoint (open loop) "))
+        kept_up = (
+            not intake.errors
+            and intake.ok / max(intake.finished - intake.started, 1e-9) >= RATE * 0.98
+            and intake.p99 < 1.0
+        )
+        print(
+            f"  target {RATE * ALERTS:,} alerts/s with every webhook answered and p99 under 1 s: "
+            f"{'met' if kept_up else 'NOT met'}"
+        )
         print(intake_max.line("intake (saturation, 16 connections)"))
         print(ceiling_max.line("bare   (saturation, 16 connections)"))
+        print(f"  intake's capacity: {intake_max.ok / max(ceiling_max.ok, 1):.0%} of the bare endpoint's")
         fingerprints, counted, incidents = after_open_loop
-        sent_alerts = (intake.sent + warmup) * ALERTS
+        sent_alerts = (len(pool()) + intake.sent + warmup) * ALERTS
         print(
             f"  stored after the open loop: {fingerprints:,} fingerprints counting {counted:,} alerts "
             f"(of {sent_alerts:,} sent) in {incidents} incidents"

@@ -132,12 +132,13 @@ def build(
     )
     audit = AuditService(sealer=sealer, publisher=publisher, clock=clock)
     library = PlaybookLibrary(settings.playbooks_dir, today=clock.now().date())
+    catalogue = ServiceCatalogue(settings.catalogue_file)
     handlers = Handlers(
         uow=db.uow,
         clock=clock,
         playbooks=library,
         calendar_for=calendar_for,
-        catalogue=ServiceCatalogue(settings.catalogue_file),
+        catalogue=catalogue,
     )
 
     def load(incident_id: int) -> Incident:
@@ -180,5 +181,6 @@ def build(
                 if v
             },
             zone=settings.timezone,
+            service_name=catalogue.name,
         ),
     )

@@ -20,6 +20,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -417,6 +418,7 @@ class AlertIntake:
     attempts: int = 4
     group_commit: bool = True
     max_batch: int = 64
+    linger: float = 0.0  # seconds a transaction waits for more webhooks to join it
     _queue: queue.SimpleQueue[_Job] = field(default_factory=queue.SimpleQueue, init=False, repr=False)
     _writer: threading.Thread | None = field(default=None, init=False, repr=False)
     _start: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -465,9 +467,11 @@ class AlertIntake:
     def _write_forever(self) -> None:
         while True:
             batch = [self._queue.get()]
+            until = time.monotonic() + self.linger
             while len(batch) < self.max_batch:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    left = until - time.monotonic()
+                    batch.append(self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait())
                 except queue.Empty:
                     break
             if len(batch) > 1:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -19,7 +19,7 @@ from ir.domain.errors import InvalidInput, NotFound
 from ir.domain.incident import Incident
 from ir.domain.obligations import fill_fields, judge_reportability, obligation_states, reportable_at, submit_report
 from ir.domain.regimes import ObligationState, Regime
-from ir.domain.text import Lang
+from ir.domain.text import Lang, Text
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,7 @@ class Reports:
     calendar_for: CalendarFor | None = None
     org: Mapping[str, str] = field(default_factory=dict)
     zone: str = "Asia/Shanghai"
+    service_name: Callable[[str], Text] = Text.same  # a catalogue id as people read it
 
     def _regime(self, incident: Incident, regime_id: str) -> Regime:
         regime = self.regimes.get(regime_id)
@@ -157,7 +158,9 @@ class Reports:
         state = self.state(incident, regime, stage)
         now = incident.now(self.clock.now())
         zone = ZoneInfo(self.zone)
-        filled = fill_fields(incident, state.obligation, lang=lang, org=self.org, zone=self.zone)
+        filled = fill_fields(
+            incident, state.obligation, lang=lang, org=self.org, zone=self.zone, service_name=self.service_name
+        )
         missing = [f.title.get(lang) for f in filled if f.required and f.value is None]
         late = None
         if state.due_at is not None:

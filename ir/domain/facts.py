@@ -10,6 +10,7 @@ from ir.domain.durations import DurationError, parse_duration
 from ir.domain.errors import InvalidInput
 from ir.domain.events import FactValue
 from ir.domain.playbook import Fact, FactKind, Playbook
+from ir.domain.standard_facts import STANDARD_FACTS
 
 _TRUE = {"true", "yes", "y", "1", "是", "真"}
 _FALSE = {"false", "no", "n", "0", "否", "假"}
@@ -21,8 +22,14 @@ def fact_named(playbook: Playbook, name: str) -> Fact:
     if fact is None:
         close = difflib.get_close_matches(name, list(playbook.facts), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        known = ", ".join(playbook.facts) or "none"
-        raise InvalidInput(f"unknown fact '{name}'{hint} (facts of {playbook.id}: {known})", field=name)
+        standard = {f.name: f for f in STANDARD_FACTS}
+        own = [n for n, f in playbook.facts.items() if standard.get(n) != f]
+        known = ", ".join(own) or "none"
+        raise InvalidInput(
+            f"unknown fact '{name}'{hint} (facts of {playbook.id}: {known}; and the standard facts: "
+            f"{', '.join(n for n in standard if n not in own)})",
+            field=name,
+        )
     return fact
 
 

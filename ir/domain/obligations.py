@@ -132,7 +132,8 @@ def obligation_states(
             variant = applicable_variant(obligation, facts)
             submissions = inc.regulatory.submissions.get((regime.id, obligation.id), [])
             final = next((s for s in submissions if not s.partial), None)
-            done = final or (submissions[0] if submissions and obligation.may_phase else None)
+            # a phased report meets its deadline with its first phase; the rest supplements it
+            done = submissions[0] if submissions and obligation.may_phase else final
             due: datetime | None = None
             waiting: str | None = None
             for clause in variant.clauses if variant else ():
@@ -151,9 +152,9 @@ def obligation_states(
                     due_at=due,
                     waiting_for=None if due is not None else waiting,
                     submitted_at=done.at if done else None,
-                    reference=done.reference if done else None,
+                    reference=submissions[-1].reference if done else None,  # the latest phase's
                     late_by=late,
-                    partial=bool(done and done.partial),
+                    partial=bool(submissions) and final is None,
                 )
             )
     return out
@@ -188,7 +189,13 @@ def _local(value: datetime | None, zone: str) -> str | None:
 
 
 def fill_fields(
-    inc: Incident, obligation: Obligation, *, lang: Lang, org: Mapping[str, str], zone: str
+    inc: Incident,
+    obligation: Obligation,
+    *,
+    lang: Lang,
+    org: Mapping[str, str],
+    zone: str,
+    service_name: Callable[[str], Text] = Text.same,
 ) -> list[FilledField]:
     """Each field of the form from what the incident already knows; what it does not know stays missing."""
     out = []
@@ -200,7 +207,7 @@ def fill_fields(
         elif kind == "fact":
             raw = inc.facts.get(name)
             if raw is not None and not isinstance(raw, Personal):
-                value = f"{int(raw.total_seconds() // 60)} min" if isinstance(raw, timedelta) else str(raw)
+                value = _shown(raw, lang)
         elif kind == "org":
             value = org.get(name) or None
         elif kind == "steps" and name == "done":
@@ -214,12 +221,21 @@ def fill_fields(
             entries = [e for e in inc.emergency.log if e.category == name and not isinstance(e.text, Personal)]
             value = "\n".join(str(e.text) for e in entries) or None
         elif kind == "incident":
-            value = _incident_value(inc, name, lang)
+            value = _incident_value(inc, name, lang, service_name)
         out.append(FilledField(f.id, f.title, value, f.required))
     return out
 
 
-def _incident_value(inc: Incident, name: str, lang: Lang) -> str | None:
+def _shown(value: Any, lang: Lang) -> str:
+    """A fact value as a person reads it in a report."""
+    if isinstance(value, bool):
+        return ("是" if value else "否") if lang == "zh-CN" else ("yes" if value else "no")
+    if isinstance(value, timedelta):
+        return f"{int(value.total_seconds() // 60)} min"
+    return str(value)
+
+
+def _incident_value(inc: Incident, name: str, lang: Lang, service_name: Callable[[str], Text]) -> str | None:
     from ir.domain.incident_types import incident_type_label
 
     if name == "title":
@@ -229,7 +245,7 @@ def _incident_value(inc: Incident, name: str, lang: Lang) -> str | None:
     if name == "level":
         return f"{inc.level.value} {inc.level.label.get(lang)}" if inc.level else None
     if name == "services":
-        return ", ".join(inc.emergency.services) or None
+        return ", ".join(service_name(s).get(lang) for s in inc.emergency.services) or None
     if name == "areas":
         return ", ".join(inc.emergency.areas) or None
     if name == "duration":
@@ -243,10 +259,11 @@ def _incident_value(inc: Incident, name: str, lang: Lang) -> str | None:
             fact = inc.playbook.facts.get(fact_name)
             if fact is None or fact.personal or isinstance(value, Personal):
                 continue
-            shown = f"{int(value.total_seconds() // 60)} min" if isinstance(value, timedelta) else value
-            parts.append(f"{fact.title.get(lang)}: {shown}{(' ' + fact.unit) if fact.unit else ''}")
+            unit = f" {fact.unit}" if fact.unit and not isinstance(value, bool) else ""
+            parts.append(f"{fact.title.get(lang)}: {_shown(value, lang)}{unit}")
         if inc.emergency.services:
-            parts.append(("受影响业务: " if lang == "zh-CN" else "Services: ") + ", ".join(inc.emergency.services))
+            names = ", ".join(service_name(s).get(lang) for s in inc.emergency.services)
+            parts.append(("受影响业务: " if lang == "zh-CN" else "Services: ") + names)
         if inc.emergency.areas:
             parts.append(("受影响地区: " if lang == "zh-CN" else "Areas: ") + ", ".join(inc.emergency.areas))
         return "\n".join(parts) or None
@@ -304,6 +321,7 @@ def submit_report(
     ob = state.obligation
     if state.submitted_at is not None and not state.partial:
         raise InvalidTransition(f"the {ob.id} report under {state.regime.id} was already submitted ({state.reference})")
+    on_time_phase = state.partial and state.submitted_at is not None  # a supplement to a phase already filed
     if partial and not ob.may_phase:
         raise InvalidInput(
             f"the {ob.id} report under {state.regime.id} may not be submitted in phases", field="partial"
@@ -312,10 +330,11 @@ def submit_report(
         hint = " (or submit in phases with --partial)" if ob.may_phase else ""
         raise InvalidTransition(f"required fields are missing: {', '.join(missing)}{hint}")
     why = _text(late_reason, "late_reason")
-    if state.due_at is not None and now > state.due_at and ob.late_reason_required and why is None:
-        late = now - state.due_at
+    late = state.due_at is not None and now > state.due_at and not on_time_phase
+    if late and ob.late_reason_required and why is None:
+        assert state.due_at is not None
         raise InvalidInput(
-            f"this report is late by {int(late.total_seconds() // 60)} min: the regime requires the reason "
+            f"this report is late by {int((now - state.due_at).total_seconds() // 60)} min: the regime requires the reason "
             "(--late-reason)",
             field="late_reason",
         )

@@ -137,8 +137,8 @@ def user_minutes_reportable_at(onset: datetime, users: int, rule: Reportability)
     `min_user_minutes` users × minutes (FCC Part 4: 30 minutes and 900,000 user-minutes)."""
     if users <= 0:
         return None
-    minutes = -(-rule.min_user_minutes // users)  # ceiling: the minute the product reaches the threshold
-    return onset + max(rule.min_duration, timedelta(minutes=minutes))
+    # 47 CFR 4.5(e): duration in minutes times users, so fractions of a minute count
+    return onset + max(rule.min_duration, timedelta(minutes=rule.min_user_minutes / users))
 
 
 @dataclass(frozen=True, slots=True)

@@ -272,3 +272,10 @@ def test_shred_erases_a_person_and_the_log_still_verifies(session: Session) -> N
     asked = session("audit", "shred", "li-si", code=130)  # no answer to the confirmation: nothing erased
     assert "Erase" in asked.out
     assert session("reveal", "1", "--note", "2", "--reason", "still there").out.strip() == "Li Si is on site"
+
+
+def test_a_record_id_that_is_not_hex_exits_1_not_an_internal_error(session: Session) -> None:
+    session("audit", "checkpoint")
+    tamper(session.db, "UPDATE audit_records SET id = 'zz' || substr(id, 3) WHERE seq = 3")
+    report = session.json("audit", "verify", code=1)
+    assert report["ok"] is False and "#3" in report["errors"][0], report

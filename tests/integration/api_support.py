@@ -61,9 +61,13 @@ def cheap_hashing() -> Iterator[None]:
     from ir.adapters.db import users
 
     cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    dummy = cheap.hash("ir: equalise the time of a sign-in for an unknown user")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(users, "_HASHER", cheap)
-        patch.setattr(users, "_DUMMY", cheap.hash("ir: equalise the time of a sign-in for an unknown user"))
+        if hasattr(users, "_dummy"):  # the hash an unknown user's sign-in is checked against
+            patch.setattr(users, "_dummy", lambda: dummy)
+        if isinstance(getattr(users, "_DUMMY", None), str):
+            patch.setattr(users, "_DUMMY", dummy)
         yield
 
 
@@ -107,10 +111,11 @@ def _migrate(url: str) -> None:
 
 
 def playbook_folder(folder: Path) -> Path:
-    """The shipped library, plus the playbook with a confirmed action."""
+    """The shipped library, plus the playbook with a confirmed action and a file that is no playbook."""
     books = folder / "playbooks"
     shutil.copytree(PLAYBOOKS, books)
     (books / "mini.yaml").write_text(ACTION_PLAYBOOK, encoding="utf-8")
+    (books / "broken.yaml").write_text("id: Not An Id\nversion: 1\n", encoding="utf-8")
     return books
 
 
@@ -120,6 +125,7 @@ class Api:
     client: TestClient
     clock: SimulatedClock
     tokens: dict[str, str] = field(default_factory=dict)  # user -> token secret (read and write)
+    kept: dict[str, Any] = field(default_factory=dict)  # what a module's tests keep between them
 
     # -- who calls --------------------------------------------------------------------------------------
 

@@ -717,6 +717,9 @@ def test_playbooks_listed_shown_and_validated(api: Api) -> None:
     ids = {p["id"] for p in listed["items"]}
     assert {"ddos", "typhoon-flood", "mini"} <= ids
     assert all(not p["file"].startswith("/") for p in listed["items"])
+    broken = next(p for p in listed["items"] if p["file"] == "broken.yaml")
+    assert (broken["id"], broken["valid"]) == ("broken.yaml", False)
+    assert str(api.app.settings.playbooks_dir) not in broken["title"]
     shown = api.client.get("/api/playbooks/ddos?level=II&lang=en", headers=h)
     plan = ok(shown)
     assert (plan["id"], plan["level"]) == ("ddos", "II")

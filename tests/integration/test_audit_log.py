@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -669,6 +670,51 @@ def test_verify_warns_about_unanchored_and_unsealed_records_without_failing(app:
     app.audit.sealer.force_checkpoint()
     final = verified(app)
     assert final.ok and final.warnings == []
+
+
+# -- the background sealer and checkpoint publishing -----------------------------------------------------
+
+
+def unsealed(app: App) -> int:
+    return count(app, audit_records, audit_records.c.seq.is_(None))
+
+
+def test_the_background_sealer_seals_after_each_command_and_publishing_is_retried(app: App) -> None:
+    app.audit.start(idle=60)  # within the test's patience, only the commands' wake-up can seal
+    try:
+        iid = open_ddos(app)
+        deadline = time.monotonic() + 10
+        while unsealed(app) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert unsealed(app) == 0
+    finally:
+        app.audit.stop()
+
+    # the place outside the database is unreachable: the checkpoint is kept, marked unpublished, and retried
+    app.audit.publisher.url = "http://127.0.0.1:9/checkpoints"
+    app.handlers.handle(c.AddNote(actor=ACTOR, incident_id=iid, text="one more"))
+    failures = app.audit.failures
+    size = app.audit.sealer.force_checkpoint()
+    assert size is not None
+    app.audit.flush()
+    assert app.audit.failures == failures + 1
+
+    def unpublished() -> list[int]:
+        with app.db.connection() as conn:
+            return [
+                int(s)
+                for (s,) in conn.execute(
+                    select(audit_checkpoints.c.size).where(audit_checkpoints.c.published_at.is_(None))
+                )
+            ]
+
+    assert unpublished() == [size[0]]
+    app.audit.publisher.url = None
+    app.audit.flush()
+    assert unpublished() == []
+    folder = Path(app.settings.checkpoint_dir)
+    assert (folder / f"{app.settings.audit_log_id}-{size[0]:012d}.checkpoint").is_file()
+    assert (folder / f"{app.settings.audit_log_id}-latest.checkpoint").read_text().splitlines()[1] == str(size[0])
 
 
 # -- nonces, storage settings ----------------------------------------------------------------------------

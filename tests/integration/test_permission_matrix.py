@@ -150,6 +150,11 @@ def _move(verb: str) -> Callable[[Api], Call]:
     return prepare
 
 
+def _cancel_request(api: Api) -> Call:
+    iid, request, _unit = _requested(api)
+    return on(iid, "POST", f"/resources/{request}/cancel", json={"reason": "not needed"})
+
+
 def _closed(api: Api) -> int:
     iid = fresh(api)
     api.do(c.CloseIncident(actor=LOCAL, incident_id=iid, reason="handled"))
@@ -307,12 +312,7 @@ ACTS: dict[str, Act] = {
     "resources/dispatch": Act("resource.move", _move("dispatch")),
     "resources/arrive": Act("resource.move", _move("arrive")),
     "resources/return": Act("resource.move", _move("return")),
-    "resources/cancel": Act(
-        "resource.request",
-        lambda api: (lambda r: on(r[0], "POST", f"/resources/{r[1]}/cancel", json={"reason": "not needed"}))(
-            _requested(api)
-        ),
-    ),
+    "resources/cancel": Act("resource.request", _cancel_request),
     # restoration and the end
     "restore": Act("incident.restore", lambda api: on(fresh(api), "POST", "/restore")),
     "end-response": Act("incident.end_response", lambda api: on(fresh(api), "POST", "/end-response")),
@@ -389,7 +389,10 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 @pytest.mark.parametrize(("name", "role"), CASES)
 def test_permission_matrix(api: Api, name: str, role: str) -> None:
     act = ACTS[name]
-    call = act.prepare(api)
+    if allowed(role, act) or (name, role) in _KNOWN:
+        call = act.prepare(api)
+    else:  # a refusal changes nothing (checked below): what was prepared serves every refused role
+        call = api.kept.get(name) or api.kept.setdefault(name, act.prepare(api))
     before = api.version(call.incident) if call.incident is not None else None
     answer = api.client.request(call.method, call.path, headers=api.bearer(role), **call.kwargs)
     if allowed(role, act):

@@ -395,7 +395,8 @@ def test_submit_keeps_the_exact_document_stops_the_clock_and_is_audited(
     rows = overview(configured, iid)
     cac = obligation(rows, "cn-cac-2025", "initial")
     assert (cac["partial"], cac["reference"], cac["left_s"], cac["late_by_s"]) == (False, "CAC-2026-0002", None, None)
-    assert cac["submitted_at"] == (T0 + timedelta(minutes=15)).isoformat()
+    # a phased report meets its deadline with its first phase (T0+10m); the reference is the latest phase's
+    assert cac["submitted_at"] == (T0 + timedelta(minutes=10)).isoformat()
     miit = obligation(rows, "cn-miit-2017", "immediate")
     assert (miit["late_by_s"], miit["left_s"]) == (35 * 60, None)
     assert miit["submitted_at"] == (detected + timedelta(minutes=35)).isoformat()
@@ -562,6 +563,9 @@ def test_fcc_outage_reportable_by_user_minutes_and_drafted_from_the_record(
     assert values(initial)["users"] == "10000"
     final = app.reports.draft(ACTOR, iid, "us-fcc-part4", "final", "en")
     assert (values(final)["cause"], values(final)["duration"]) == (None, None)  # not known yet: missing
+    app.handlers.handle(c.Restore(actor=ACTOR, incident_id=iid))
+    final = app.reports.draft(ACTOR, iid, "us-fcc-part4", "final", "en")
+    assert values(final)["duration"] == "1h40m"  # onset to restoration
     # catalogue/services.yaml: "ids are used by `ir impact`; names are shown to people"
     assert values(initial)["services"] == "Mobile voice (incl. VoLTE)"
 

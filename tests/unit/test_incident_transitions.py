@@ -773,17 +773,25 @@ def test_fact_values_of_the_wrong_type_are_refused(name: str, text: str, message
     assert caught.value.field == name
 
 
+STANDARD = (
+    "; and the standard facts: central_state_organ, cause, accountability, remediation, recommendations, "
+    "consequences, data_subjects, records_affected, malicious, cross_border, iocs, best_practices, "
+    "bcp_activated)"
+)
+
+
 def test_unknown_fact_says_did_you_mean() -> None:
     with pytest.raises(InvalidInput) as caught:
         fact_named(runner_playbook(), "afected_users")
     assert caught.value.message == (
         "unknown fact 'afected_users'; did you mean 'affected_users'? "
-        "(facts of runner: affected_users, scope, peak_gbps, cii_involved, outage_duration)"
+        "(facts of runner: affected_users, scope, peak_gbps, cii_involved, outage_duration" + STANDARD
     )
     with pytest.raises(InvalidInput) as caught:
         parse_assignments(runner_playbook(), ["colour=red"])
     assert caught.value.message == (
-        "unknown fact 'colour' (facts of runner: affected_users, scope, peak_gbps, cii_involved, outage_duration)"
+        "unknown fact 'colour' (facts of runner: affected_users, scope, peak_gbps, cii_involved, outage_duration"
+        + STANDARD
     )
 
 

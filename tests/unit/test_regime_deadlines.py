@@ -348,6 +348,12 @@ def test_gdpr_judged_reportable_keeps_the_deadline_and_judged_not_reportable_dro
     assert unlikely.states() == {}
 
 
+def test_a_recorded_reportability_clock_says_when_it_became_reportable() -> None:
+    case = Case(GDPR, detected=AWARE, level=ResponseLevel.II)
+    case.clock(ClockName.REPORTABILITY, AWARE + timedelta(hours=3))
+    assert reportable_at(case.incident, REGIMES[GDPR]) == (AWARE + timedelta(hours=3), "clock")
+
+
 # -- NIS2: 24 h / 72 h after awareness; final one calendar month after the notification was submitted ----
 
 
@@ -679,6 +685,13 @@ def test_miit_immediate_is_late_from_the_first_second_and_needs_a_reason() -> No
     assert isinstance(refused, InvalidInput)
     case.submit(MIIT, "immediate", DETECTED + timedelta(minutes=5), late_reason="confirming the scope first")
     assert case.state(MIIT, "immediate").late_by == timedelta(minutes=5)
+
+
+def test_a_submission_records_the_regulators_reference() -> None:
+    case = cac_case()
+    args = case._submission(CAC, "initial", DETECTED + timedelta(minutes=20))
+    refused = case.run.refuse(submit_report, case.state(CAC, "initial"), **(args | {"reference": "  "}))
+    assert isinstance(refused, InvalidInput) and "--reference" in str(refused)
 
 
 def test_a_second_full_submission_is_refused() -> None:

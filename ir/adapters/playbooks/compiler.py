@@ -62,6 +62,7 @@ from ir.domain.playbook import (
     StepKind,
     WarningSpec,
 )
+from ir.domain.standard_facts import with_standard_facts
 from ir.domain.text import Text
 
 _DUE = re.compile(r"^\s*(?P<anchor>step:[A-Za-z0-9_-]+|[A-Za-z_]+)\s*(?:(?P<sign>[+-])\s*(?P<dur>\S.*?))?\s*$")
@@ -210,7 +211,7 @@ class _Compiler:
         before = len(self.problems)
         roles = self._unique([r.id for r in doc.roles], ("roles",), "role")
         role_ids = set(roles)
-        facts = self._facts(doc)
+        facts = with_standard_facts(self._facts(doc))
         signatures = {f.name: _signature(f) for f in facts.values() if not f.personal}  # never in expressions
         step_ids = set(self._unique([s.id for s in doc.steps], ("steps",), "step"))
         resource_kinds = set(self._unique([r.kind for r in doc.resources], ("resources",), "resource"))

@@ -11,14 +11,17 @@ import hashlib
 import json
 import threading
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from ir.adapters.alerts import RulesFile, is_race, ledger_of, list_alerts
 from ir.app.alerts import Alert, AlertIntake, IntakeResult
 from ir.app.permissions import authorize
+from ir.app.signin import Principal
 from ir.domain.errors import InvalidInput
 from ir.entrypoints.http.auth import Caller, Core
 
@@ -33,6 +36,7 @@ LabelValue = Annotated[str, StringConstraints(max_length=16_384)]
 Labels = dict[LabelName, LabelValue]
 Fingerprint = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 Status = Literal["firing", "resolved"]
+Body = TypeVar("Body", bound=BaseModel)
 
 
 # -- Alertmanager -------------------------------------------------------------------------------------------
@@ -187,9 +191,20 @@ def _fingerprint(labels: dict[str, str]) -> str:
 # -- routes ------------------------------------------------------------------------------------------------
 
 
-@router.post("/alerts/alertmanager", status_code=202)
-def alertmanager(body: AlertmanagerIn, principal: Caller, request: Request) -> IntakeOut:
-    """Prometheus Alertmanager's webhook (version 4): point a webhook receiver here with a bearer token."""
+def _parse(model: type[Body], raw: bytes) -> Body:
+    """The body checked against its model, straight from the JSON bytes; a mistake is a 422 naming the field."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
+
+
+def _answer(result: IntakeResult) -> Response:
+    return Response(intake_out(result).model_dump_json(), status_code=202, media_type="application/json")
+
+
+def _from_alertmanager(raw: bytes, principal: Principal, request: Request) -> Response:
+    body = _parse(AlertmanagerIn, raw)
     alerts = [
         Alert(
             fingerprint=a.fingerprint or _fingerprint(a.labels),
@@ -202,16 +217,12 @@ def alertmanager(body: AlertmanagerIn, principal: Caller, request: Request) -> I
         )
         for a in body.alerts
     ]
-    result = intake(request).receive(
-        actor=principal.actor, source="alertmanager", alerts=alerts, receiver=body.receiver
-    )
-    return intake_out(result)
+    found = intake(request)
+    return _answer(found.receive(actor=principal.actor, source="alertmanager", alerts=alerts, receiver=body.receiver))
 
 
-@router.post("/alerts", status_code=202)
-def generic(body: GenericIn, principal: Caller, request: Request) -> IntakeOut:
-    """Alerts in the generic form: {source, alerts: [{fingerprint, status, title, labels, annotations,
-    starts_at, ends_at, url, facts}]}."""
+def _from_generic(raw: bytes, principal: Principal, request: Request) -> Response:
+    body = _parse(GenericIn, raw)
     alerts = []
     for a in body.alerts:
         annotations = dict(a.annotations)
@@ -229,8 +240,49 @@ def generic(body: GenericIn, principal: Caller, request: Request) -> IntakeOut:
                 facts={k: v for k, v in a.facts.items() if v is not None},
             )
         )
-    result = intake(request).receive(actor=principal.actor, source=body.source, alerts=alerts)
-    return intake_out(result)
+    return _answer(intake(request).receive(actor=principal.actor, source=body.source, alerts=alerts))
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON Schema with its $defs written in place (a request body schema in the OpenAPI document)."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    schema = _inline(model.model_json_schema(by_alias=True))
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+# The bodies are read here and checked, taken in and answered in one worker thread: the event loop only
+# moves bytes (a webhook of 20 alerts costs it no JSON work), and the answer needs no second hop.
+
+
+@router.post("/alerts/alertmanager", status_code=202, response_model=IntakeOut, openapi_extra=_body_doc(AlertmanagerIn))
+async def alertmanager(principal: Caller, request: Request) -> Response:
+    """Prometheus Alertmanager's webhook (version 4): point a webhook receiver here with a bearer token."""
+    raw = await request.body()
+    return await run_in_threadpool(_from_alertmanager, raw, principal, request)
+
+
+@router.post("/alerts", status_code=202, response_model=IntakeOut, openapi_extra=_body_doc(GenericIn))
+async def generic(principal: Caller, request: Request) -> Response:
+    """Alerts in the generic form: {source, alerts: [{fingerprint, status, title, labels, annotations,
+    starts_at, ends_at, url, facts}]}."""
+    raw = await request.body()
+    return await run_in_threadpool(_from_generic, raw, principal, request)
 
 
 @router.get("/alerts")

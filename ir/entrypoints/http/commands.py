@@ -20,12 +20,12 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Header, Path, Query, Request, Response, UploadFile
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from ir.app.handlers import MAX_EVIDENCE
 from ir.app.permissions import authorize
@@ -84,7 +84,38 @@ Text = Annotated[str, Field(min_length=1, max_length=10_000)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 # A playbook from the library, by id: never a path on the server.
 PlaybookId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+# Identifiers in paths and queries (user names, token ids, resource kinds): no control characters.
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, tzinfo=UTC)
 T = TypeVar("T")
+
+
+def _refusal(value: Any) -> str | None:
+    """What is wrong with a value of a request body, anywhere in it: NUL characters (no database keeps
+    them in text), or an instant no emergency has (the calendar arithmetic of deadlines has limits)."""
+    if isinstance(value, str):
+        return "must not contain NUL characters" if "\x00" in value else None
+    if isinstance(value, datetime):
+        inside = EARLIEST <= value <= LATEST
+        return None if inside else "an instant between 1970-01-01 and 2999-12-31"
+    if isinstance(value, dict):
+        return next((r for r in map(_refusal, [*value.keys(), *value.values()]) if r), None)
+    if isinstance(value, list | tuple):
+        return next((r for r in map(_refusal, value) if r), None)
+    return None
+
+
+class In(BaseModel):
+    """A request body: its strings hold no NUL characters and its instants are plausible (422 otherwise)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plausible(cls, value: Any) -> Any:
+        refusal = _refusal(value)
+        if refusal is not None:
+            raise ValueError(refusal)
+        return value
 
 
 class Page(BaseModel, Generic[T]):
@@ -164,7 +195,7 @@ FactValue = str | int | Annotated[float, Field(allow_inf_nan=False)] | bool | No
 Facts = Annotated[dict[Annotated[str, Field(max_length=64)], FactValue], Field(max_length=200)]
 
 
-class OpenIn(BaseModel):
+class OpenIn(In):
     playbook: PlaybookId
     title: Name
     mode: Literal["real", "drill", "test"] = "real"
@@ -208,7 +239,7 @@ def open_incident(body: OpenIn, principal: Changer, core: Core, response: Respon
 # -- facts, clocks, classification, levels, warnings ----------------------------------------------------
 
 
-class FactsIn(BaseModel):
+class FactsIn(In):
     facts: Facts = Field(description="name -> value; an empty string or null clears a fact")
     reason: Reason = None
 
@@ -228,7 +259,7 @@ def set_facts(
     return run(core, command, response)
 
 
-class ClockIn(BaseModel):
+class ClockIn(In):
     instant: AwareDatetime | None = Field(default=None, description="the instant it asserts (default: now)")
     reason: Reason = Field(default=None, description="required to correct a clock")
 
@@ -286,7 +317,7 @@ def classify(incident_id: IncidentId, principal: Caller, core: Core, response: R
     )
 
 
-class LevelIn(BaseModel):
+class LevelIn(In):
     level: Literal["I", "II", "III", "IV"]
     reason: Reason = Field(default=None, description="required to change a declared level")
 
@@ -302,7 +333,7 @@ def declare_level(
     return run(core, command, response)
 
 
-class WarningIn(BaseModel):
+class WarningIn(In):
     level: Literal["red", "orange", "yellow", "blue"]
     reason: Reason = Field(default=None, description="required to raise or lower a warning")
     expected_impact: AwareDatetime | None = None
@@ -324,7 +355,7 @@ def issue_warning(
     return run(core, command, response)
 
 
-class ReasonIn(BaseModel):
+class ReasonIn(In):
     reason: Reason = None
 
 
@@ -347,7 +378,7 @@ def lift_warning(
 # -- steps ----------------------------------------------------------------------------------------------
 
 
-class StepIn(BaseModel):
+class StepIn(In):
     note: Reason = Field(default=None, description="a note; the reason for skip and fail")
     assignee: Annotated[str, Field(max_length=200)] | None = Field(default=None, description="start: who takes it")
 
@@ -399,7 +430,7 @@ for _act, (_cls, _doc) in _STEP_ACTS.items():
     )
 
 
-class ApproveIn(BaseModel):
+class ApproveIn(In):
     role: Annotated[str, Field(max_length=64)] | None = Field(
         default=None, description="the playbook role you approve as (needed when several are waiting)"
     )
@@ -554,7 +585,7 @@ def download_evidence(incident_id: IncidentId, sha256: Sha256, principal: Caller
 # -- notes and notifications ----------------------------------------------------------------------------
 
 
-class NoteIn(BaseModel):
+class NoteIn(In):
     text: Text
     step: Annotated[str, Field(max_length=200)] | None = Field(default=None, description="the step it is about")
     about: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
@@ -608,7 +639,7 @@ def list_notes(
     return page(notes, limit, offset)
 
 
-class SentIn(BaseModel):
+class SentIn(In):
     reference: Annotated[str, Field(max_length=500)] | None = Field(
         default=None, description="a reference for what was sent (a ticket, a call log)"
     )
@@ -689,7 +720,7 @@ def deadlines(
 # -- restoration and the end of an incident ------------------------------------------------------------
 
 
-class RestoreIn(BaseModel):
+class RestoreIn(In):
     degraded: bool = Field(default=False, description="service is back, degraded (default: fully)")
     at: AwareDatetime | None = Field(default=None, description="when, if before now")
     reason: Reason = None
@@ -734,13 +765,13 @@ def _ending_endpoint(name: str, cls: type[c.IncidentCommand]) -> Callable[..., O
         response: Response,
         body: ReasonIn | None = None,
     ) -> OutcomeOut:
-        command = cls(
-            actor=principal.actor,
-            incident_id=incident_id,
-            reason=(body or ReasonIn()).reason,  # type: ignore[call-arg]
-            expected_version=expected,
-        )
-        return run(core, command, response)
+        kwargs: dict[str, Any] = {
+            "actor": principal.actor,
+            "incident_id": incident_id,
+            "reason": (body or ReasonIn()).reason,
+            "expected_version": expected,
+        }
+        return run(core, cls(**kwargs), response)
 
     endpoint.__name__ = name.replace("-", "_")
     return endpoint

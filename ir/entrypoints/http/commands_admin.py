@@ -16,7 +16,9 @@ from ir.app.signin import Principal
 from ir.domain.errors import InvalidInput, NotPermitted
 from ir.entrypoints.http.auth import Caller, Core, signin, source
 from ir.entrypoints.http.commands import (
+    NO_CONTROL,
     Changer,
+    In,
     Lang,
     Limit,
     Offset,
@@ -31,7 +33,7 @@ from ir.entrypoints.http.routes import MeOut, lang_of, me_out
 
 router = APIRouter(prefix="/api")
 
-UserId = Annotated[str, Path(min_length=1, max_length=64, description="a user's sign-in name")]
+UserId = Annotated[str, Path(min_length=1, max_length=64, pattern=NO_CONTROL, description="a user's sign-in name")]
 
 
 def require_admin(principal: Principal) -> None:
@@ -42,7 +44,7 @@ def require_admin(principal: Principal) -> None:
 # -- one's own password ----------------------------------------------------------------------------------
 
 
-class PasswordIn(BaseModel):
+class PasswordIn(In):
     current_password: Annotated[str, Field(min_length=1, max_length=1024)]
     new_password: Annotated[str, Field(min_length=12, max_length=1024)] = Field(description="at least 12 characters")
 
@@ -137,7 +139,7 @@ def list_users(
     return result
 
 
-class UserIn(BaseModel):
+class UserIn(In):
     id: Annotated[str, Field(min_length=1, max_length=64)] = Field(
         description="the sign-in name: letters, digits, '.', '_', '-' or '@'"
     )
@@ -228,7 +230,7 @@ def reset_password(user_id: UserId, principal: Changer, core: Core, response: Re
 # -- API tokens ----------------------------------------------------------------------------------------------
 
 
-class TokenIn(BaseModel):
+class TokenIn(In):
     name: Annotated[str, Field(max_length=200)] = Field(default="", description="what the token is for")
     scopes: Annotated[list[Literal["read", "write"]], Field(min_length=1, max_length=2)] = Field(
         default=["read", "write"]
@@ -279,7 +281,7 @@ class TokenOut(BaseModel):
 def list_tokens(
     principal: Caller,
     core: Core,
-    user: Annotated[str | None, Query(max_length=64)] = None,
+    user: Annotated[str | None, Query(max_length=64, pattern=NO_CONTROL)] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[TokenOut]:
@@ -306,7 +308,7 @@ def list_tokens(
 
 @router.delete("/tokens/{token_id}", tags=["tokens"], status_code=204)
 def revoke_token(
-    token_id: Annotated[str, Path(min_length=1, max_length=32)], principal: Changer, core: Core
+    token_id: Annotated[str, Path(min_length=1, max_length=32, pattern=NO_CONTROL)], principal: Changer, core: Core
 ) -> Response:
     """Revoke an API token (ir users revoke). Administrators only."""
     require_admin(principal)
@@ -344,9 +346,12 @@ def list_playbooks(
     library = core.library
     rows = playbook_rows(library.compiled(), lang=lang_of(request, principal), today=core.clock.now().date())
     for row in rows:  # no server paths in answers
-        relative = os.path.relpath(row["file"], library.folder)
-        if row["id"] == row["file"]:
+        absolute = row["file"]
+        relative = os.path.relpath(absolute, library.folder)
+        if row["id"] == absolute:
             row["id"] = relative
+        if not row["valid"]:
+            row["title"] = str(row["title"]).replace(absolute, relative)
         row["file"] = relative
     result = page(rows, limit, offset)
     response.headers["ETag"] = content_etag(result.model_dump())

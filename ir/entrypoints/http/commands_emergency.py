@@ -18,8 +18,10 @@ from ir.domain.personal import Personal, masked
 from ir.entrypoints.http.auth import Caller, Core
 from ir.entrypoints.http.commands import (
     INT32,
+    NO_CONTROL,
     Changer,
     Expected,
+    In,
     IncidentId,
     Limit,
     Name,
@@ -44,7 +46,7 @@ RoleId = Annotated[str, Field(min_length=1, max_length=64)]
 # -- people --------------------------------------------------------------------------------------------
 
 
-class AssignIn(BaseModel):
+class AssignIn(In):
     role: RoleId = Field(description="one of the playbook's roles")
     user: UserName
     shift_start: AwareDatetime | None = None
@@ -68,7 +70,7 @@ def assign(
     return run(core, command, response)
 
 
-class UnassignIn(BaseModel):
+class UnassignIn(In):
     role: RoleId
     user: UserName
     reason: Reason = None
@@ -121,7 +123,7 @@ def assignments(
     return page(rows, limit, offset)
 
 
-class HandoverIn(BaseModel):
+class HandoverIn(In):
     to: UserName = Field(description="the incoming commander")
     note: Reason = Field(default=None, description="what the incoming commander must know")
 
@@ -140,7 +142,7 @@ def hand_over(
 # -- the incident log --------------------------------------------------------------------------------------
 
 
-class LogIn(BaseModel):
+class LogIn(In):
     category: Literal["decision", "observation", "message"]
     text: Text
     source: Annotated[str, Field(max_length=200)] | None = Field(
@@ -264,7 +266,7 @@ def get_sitrep(
     return _sitrep_out(number, reports[number - 1])
 
 
-class SitrepEditIn(BaseModel):
+class SitrepEditIn(In):
     text_zh: Annotated[str, Field(min_length=1, max_length=100_000)]
     text_en: Annotated[str, Field(min_length=1, max_length=100_000)]
 
@@ -308,7 +310,7 @@ def release_sitrep(
 # -- the shape of an incident ----------------------------------------------------------------------------
 
 
-class ImpactIn(BaseModel):
+class ImpactIn(In):
     services: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=500)] = Field(
         description="affected services, from the service catalogue"
     )
@@ -332,7 +334,7 @@ def set_impact(
     return run(core, command, response)
 
 
-class LinkIn(BaseModel):
+class LinkIn(In):
     child: int = Field(ge=1, le=INT32, description="the child incident (a typhoon's power failure)")
 
 
@@ -361,7 +363,7 @@ def unlink(
     return run(core, command, response)
 
 
-class AddPlaybookIn(BaseModel):
+class AddPlaybookIn(In):
     playbook: PlaybookId
     reason: Text = Field(description="why (an outage found to be an attack)")
 
@@ -401,7 +403,7 @@ def inventory(
     principal: Caller,
     core: Core,
     response: Response,
-    kind: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Annotated[str | None, Query(max_length=64, pattern=NO_CONTROL)] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[UnitOut]:
@@ -417,7 +419,7 @@ def inventory(
     return result
 
 
-class UnitIn(BaseModel):
+class UnitIn(In):
     id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s/]+$")]
     kind: Annotated[str, Field(min_length=1, max_length=64)] = Field(
         description="the resource kind, as playbooks name it (generator, …)"
@@ -495,7 +497,7 @@ def requests(
     return page(rows, limit, offset)
 
 
-class ResourceRequestIn(BaseModel):
+class ResourceRequestIn(In):
     resource: Annotated[str, Field(min_length=1, max_length=64)] = Field(description="a kind the playbook dispatches")
     quantity: int | None = Field(default=None, ge=1, le=1_000_000, description="default: what the step requests")
     destination: Name
@@ -530,7 +532,7 @@ RequestId = Annotated[str, Path(min_length=1, max_length=16, description="the re
 UnitIds = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=1000)]
 
 
-class UnitsIn(BaseModel):
+class UnitsIn(In):
     units: UnitIds = Field(default_factory=list, description="the units (default: chosen for you, or every one out)")
 
 
@@ -594,7 +596,7 @@ for _verb, _stage in _MOVES.items():
     )
 
 
-class CancelRequestIn(BaseModel):
+class CancelRequestIn(In):
     reason: Text
 
 

@@ -17,6 +17,7 @@ from ir.entrypoints.http.auth import Caller, Core
 from ir.entrypoints.http.commands import (
     Changer,
     Expected,
+    In,
     IncidentId,
     Lang,
     Text,
@@ -47,7 +48,7 @@ def obligations(
     return rows
 
 
-class JudgeIn(BaseModel):
+class JudgeIn(In):
     reportable: bool = Field(default=True, description="false: judged not reportable")
     at: AwareDatetime | None = Field(default=None, description="reportable since (default: now)")
     reason: Text
@@ -109,7 +110,7 @@ def draft_report(
     return Response(content=content, media_type=_MEDIA[format], headers=headers)
 
 
-class SubmitIn(BaseModel):
+class SubmitIn(In):
     reference: Annotated[str, Field(min_length=1, max_length=500)] = Field(
         description="the regulator's reference for the filing"
     )
@@ -167,7 +168,7 @@ def submit_report(
     return SubmitOut(**done.model_dump(), obligation=obligation, document_sha256=digest)
 
 
-class RevealIn(BaseModel):
+class RevealIn(In):
     fact: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
         default=None, description="the personal fact to reveal"
     )

@@ -204,12 +204,12 @@ async def stream(principal: Caller, request: Request, incident: int | None = Non
 
 def install(api: FastAPI) -> None:
     api.include_router(router)
+    from ir.entrypoints.http import alerts
+
+    api.include_router(alerts.router)
     from ir.entrypoints.http import commands, commands_admin, commands_emergency, commands_reports
 
     api.include_router(commands.router)
     api.include_router(commands_emergency.router)
     api.include_router(commands_reports.router)
     api.include_router(commands_admin.router)
-    from ir.entrypoints.http import alerts
-
-    api.include_router(alerts.router)

@@ -132,7 +132,7 @@ def _change(request: Request, user: Principal, current: str, new: str, confirm: 
     app = core(request)
     with app.db.uow() as uow:
         if not user.must_change_password:
-            found, outcome = uow.users.verify(
+            _user, outcome = uow.users.verify(
                 user.actor.id, current, lock_after=service.lock_after, lock_for=service.lock_for
             )
             if outcome != "ok":

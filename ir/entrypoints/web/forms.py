@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
+from ir.app.handlers import MAX_EVIDENCE
 from ir.app.signin import Principal
 from ir.domain import commands as c
 from ir.domain.errors import IrError
@@ -326,6 +327,9 @@ async def step_act(request: Request, incident_id: int, step_id: str, act: str) -
         if not isinstance(upload, UploadFile) or not upload.filename:
             message = Flash("error", translate(sent.lang, "error.no_file"), anchor)
             return _back(request, f"/incidents/{incident_id}#{anchor}", message)
+        if upload.size is not None and upload.size > MAX_EVIDENCE:  # refused before it is read into memory
+            too_big = translate(sent.lang, "error.too_big", mib=MAX_EVIDENCE // 2**20)
+            return _back(request, f"/incidents/{incident_id}#{anchor}", Flash("error", too_big, anchor))
         content = await upload.read()
         filename = upload.filename.replace("\\", "/").rsplit("/", 1)[-1]
         media_type = upload.content_type or "application/octet-stream"

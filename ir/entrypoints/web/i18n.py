@@ -23,7 +23,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "nav.signout": ("退出登录", "Sign out"),
     "nav.signed_in_as": ("当前用户：{user}", "Signed in as {user}"),
     "nav.password": ("修改密码", "Change password"),
-    "nav.lang": ("语言", "Language"),
     "lang.other": ("English", "中文"),
     "lang.other_code": ("en", "zh-CN"),
     "nav.sections": ("本页分区", "Sections on this page"),
@@ -34,7 +33,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "live.pending": ("有新的更新：完成输入后自动刷新", "New changes: shown when you finish typing"),
     "live.apply": ("立即刷新", "Refresh now"),
     # flash and errors
-    "flash.label": ("消息", "Messages"),
     "flash.ok": ("{what}：已记录（版本 {version}）", "{what}: recorded (version {version})"),
     "error.invalid": ("输入有误：{detail}", "Invalid input: {detail}"),
     "error.not_found": ("未找到：{detail}", "Not found: {detail}"),
@@ -48,7 +46,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "error.page_title": ("操作被拒绝", "Refused"),
     "error.back": ("返回", "Go back"),
-    "error.no_incident": ("没有编号为 {id} 的事件", "There is no incident {id}"),
     "error.not_found_title": ("未找到", "Not found"),
     "error.no_fact_changed": ("没有修改任何事实", "No fact was changed"),
     "error.bad_instant": (
@@ -57,7 +54,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "error.bad_number": ("{what}：应为整数", "{what}: a whole number"),
     "error.required": ("{what}：必填", "{what}: required"),
-    "error.choose": ("{what}：请选择", "{what}: choose one"),
+    "error.too_big": ("证据文件最大 {mib} MiB", "Evidence files are at most {mib} MiB"),
     "error.no_file": ("请选择要上传的文件", "Choose a file to upload"),
     "error.unknown_playbook": ("预案库中没有预案 “{id}”", "There is no playbook '{id}' in the library"),
     # signing in
@@ -106,7 +103,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "mode.test": ("测试", "test"),
     "mode.simulated": ("模拟时间", "simulated time"),
     # the incident
-    "inc.title": ("事件 #{id}", "Incident #{id}"),
     "inc.playbook": ("预案：{title}（{id} v{version}）", "Playbook: {title} ({id} v{version})"),
     "inc.version": ("版本 {version}", "version {version}"),
     "inc.level": ("{level} 级响应 · {label}", "Level {level} · {label}"),
@@ -131,7 +127,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "section.log": ("事件日志", "Incident log"),
     "section.sitreps": ("态势报告", "Situation reports"),
     "section.links": ("关联事件", "Linked incidents"),
-    "section.timeline": ("时间线", "Timeline"),
     # recovery clocks and countdowns
     "rec.rto": ("RTO 恢复时间目标", "RTO (recovery time objective)"),
     "rec.mtpd": ("MTPD 最大可容忍中断", "MTPD (maximum tolerable downtime)"),
@@ -184,7 +179,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "step.no_evidence": ("尚无证据", "No evidence yet"),
     "step.upload": ("上传证据", "Upload evidence"),
     "step.file": ("证据文件", "Evidence file"),
-    "step.note": ("备注（可选）", "Note (optional)"),
     "step.reason_label": ("原因（必填）", "Reason (required)"),
     "step.approve_as": ("审批身份", "Approve as"),
     "step.action_pending": ("自动操作待确认", "Automated action awaits confirmation"),
@@ -234,11 +228,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "原因（仍有未完成步骤或未记录恢复时必填）",
         "Reason (required while steps are open or before restoration)",
     ),
-    "cmd.no_warning": ("当前无预警", "No warning"),
-    "warn.red": ("红色预警", "Red warning"),
-    "warn.orange": ("橙色预警", "Orange warning"),
-    "warn.yellow": ("黄色预警", "Yellow warning"),
-    "warn.blue": ("蓝色预警", "Blue warning"),
     # facts
     "facts.none": ("本预案没有定义事实。", "This playbook defines no facts."),
     "facts.unset": ("未设置", "not set"),
@@ -248,7 +237,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "facts.no": ("否", "no"),
     "facts.unknown": ("未知", "unknown"),
     # clocks
-    "clock.none": ("尚未记录", "not recorded"),
     "clock.name": ("时钟", "Clock"),
     "clock.at": ("时刻（留空为现在，{zone} 时间）", "Instant (empty for now, {zone} time)"),
     "clock.reason": ("原因（更正时必填）", "Reason (required for a correction)"),
@@ -278,7 +266,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "res.stage.dispatched": ("已出发", "dispatched"),
     "res.stage.arrived": ("已到达", "arrived"),
     "res.stage.returned": ("已归还", "returned"),
-    "res.no_kinds": ("本预案不调度资源。", "This playbook dispatches no resources."),
     # the log
     "log.none": ("日志为空。", "The log is empty."),
     "log.category": ("类别", "Category"),
@@ -303,11 +290,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "links.joined": ("合并的预案：{ids}", "Joined playbooks: {ids}"),
     # the timeline
     "tl.title": ("事件 #{id} 时间线", "Timeline of incident #{id}"),
-    "tl.seq": ("序号", "#"),
-    "tl.at": ("时间", "Time"),
-    "tl.actor": ("操作人", "By"),
-    "tl.what": ("事件", "What"),
-    "tl.details": ("详情", "Details"),
     "tl.more": ("更早的记录", "Earlier entries"),
     "tl.newer": ("后续记录", "Later entries"),
     "ev.incident_opened": ("启动事件", "incident opened"),

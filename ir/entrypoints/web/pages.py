@@ -37,7 +37,7 @@ def page_context(
 ) -> dict[str, Any]:
     """What every page's frame needs: strings, the user and their CSRF token, messages, the language switch."""
     app = core(request)
-    texts = Texts(lang, app.settings.timezone)
+    texts = Texts(lang, app.settings.timezone, app.clock.now())
     return {
         "t": texts,
         "lang": lang,
@@ -93,6 +93,9 @@ def _incidents(app: App, lang: Lang, *, show_all: bool) -> list[dict[str, Any]]:
             inc = repo.get(row["id"])
             view = board(inc, inc.now(app.clock.now()), lang=lang, calendar_for=calendar_for)
             out.append(dashboard_row(row, view))
+    # open before closed, the most severe level first (triage after IV), then the most overdue, the newest
+    rank = {"I": 1, "II": 2, "III": 3, "IV": 4}
+    out.sort(key=lambda i: (i["closed"], rank.get(i["level"] or "", 5), -i["overdue"], -i["id"]))
     return out
 
 

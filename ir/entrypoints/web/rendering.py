@@ -53,10 +53,11 @@ def static_url(name: str) -> str:
 class Texts:
     """What templates need to say things: strings, times and spans in one language and zone."""
 
-    def __init__(self, lang: Lang, zone: str) -> None:
+    def __init__(self, lang: Lang, zone: str, now: datetime) -> None:
         self.lang = lang
         self.zone_name = zone
         self.zone = ZoneInfo(zone)
+        self.this_year = now.astimezone(self.zone).year  # from the Clock port, like every reading of the time
 
     def __call__(self, key: str, **fields: Any) -> str:
         return translate(self.lang, key, **fields)
@@ -68,7 +69,7 @@ class Texts:
         instant = datetime.fromisoformat(value) if isinstance(value, str) else value
         local = instant.astimezone(self.zone)
         fmt = "%m-%d %H:%M:%S" if seconds else "%m-%d %H:%M"
-        if local.year != datetime.now(self.zone).year:
+        if local.year != self.this_year:
             fmt = "%Y-" + fmt
         return local.strftime(fmt)
 

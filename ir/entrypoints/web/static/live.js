@@ -1,10 +1,14 @@
 /* ir console: live updates. The pages work without this file; it only
    - listens to /api/stream (Server-Sent Events) and, on `change`, fetches the board (or the incident list)
      as an HTML fragment and swaps it in without a reload — but never under someone's fingers: while a
-     field in it has focus or holds typed text, the swap waits and a status line says so;
-   - ticks the countdowns every second between changes, turning them amber when due soon and red when overdue;
+     field in it has focus or holds typed text, the swap waits and the status line says so;
+   - ticks the countdowns every second between changes, turning them amber when due soon and red when
+     overdue, and fetches the board afresh when one of them crosses such a line (deadlines move on
+     without any event);
    - disables a form's buttons once it is sent (no double submission).
-   Strings come from the page (#ir-strings), from the console's one dictionary. */
+   What it says comes from the page (#ir-strings): the console's one dictionary, in the reader's language.
+   The status line (#live-status) is the polite live region: a change is announced in one short line,
+   rather than the whole board being read out again. */
 (function () {
   "use strict";
 
@@ -23,6 +27,7 @@
     return text;
   }
 
+  /* the same wording as the server's (rendering.span_text) */
   function span(seconds) {
     var s = Math.abs(Math.round(seconds));
     var d = Math.floor(s / 86400);
@@ -43,7 +48,6 @@
   }
 
   var status = document.getElementById("live-status");
-
   var clearing = null;
 
   function announce(text, withButton, lasting) {
@@ -52,11 +56,6 @@
     }
     window.clearTimeout(clearing);
     status.textContent = text;
-    if (!withButton && !lasting) {
-      clearing = window.setTimeout(function () {
-        status.textContent = "";
-      }, 6000); // said, then out of the way
-    }
     if (withButton) {
       var button = document.createElement("button");
       button.type = "button";
@@ -66,37 +65,49 @@
         applyPending(true);
       });
       status.appendChild(button);
+    } else if (!lasting) {
+      clearing = window.setTimeout(function () {
+        status.textContent = ""; // said, then out of the way
+      }, 6000);
     }
   }
+
+  var root = document.querySelector("[data-live]");
+  var pending = null; // a fetched fragment waiting for the user to finish typing
+  var inFlight = false;
+  var queued = null;
+  var lastTimerRefresh = 0;
 
   /* -- countdowns ---------------------------------------------------------------------------------- */
 
   var loadedAt = Date.now();
 
   function tick() {
-    var root = document.querySelector("[data-live]");
     if (root && root.getAttribute("data-tick") === "0") {
-      return;
+      return; // simulated time: the server's clock, not this one, says how late it is
     }
     var soon = root ? parseInt(root.getAttribute("data-soon") || "900", 10) : 900;
     var elapsed = (Date.now() - loadedAt) / 1000;
+    var crossed = false;
     var items = document.querySelectorAll(".cd[data-left]");
     for (var i = 0; i < items.length; i++) {
       var el = items[i];
       var left = parseFloat(el.getAttribute("data-left")) - elapsed;
       var state = left < 0 ? "overdue" : left <= soon ? "due_soon" : "upcoming";
       el.textContent = left < 0 ? say("cd.late", { t: span(-left) }) : say("cd.left", { t: span(left) });
-      el.classList.remove("dl-upcoming", "dl-due_soon", "dl-overdue");
-      el.classList.add("dl-" + state);
+      if (!el.classList.contains("dl-" + state)) {
+        crossed = true;
+        el.classList.remove("dl-upcoming", "dl-due_soon", "dl-overdue");
+        el.classList.add("dl-" + state);
+      }
+    }
+    if (crossed && root && Date.now() - lastTimerRefresh > 30000) {
+      lastTimerRefresh = Date.now();
+      refresh("timer"); // the cards, counts and lists follow the countdowns that crossed a line
     }
   }
 
   /* -- live updates --------------------------------------------------------------------------------- */
-
-  var root = document.querySelector("[data-live]");
-  var pending = null; // a fetched fragment waiting for the user to finish typing
-  var inFlight = false;
-  var again = false;
 
   function currentVersion() {
     var board = root && root.querySelector("[data-version]");
@@ -145,19 +156,23 @@
     return field.value !== field.defaultValue;
   }
 
-  function swap(html) {
+  function detailsKey(d) {
+    var owner = d.parentElement ? d.parentElement.closest("[id]") : null;
+    return (owner ? owner.id : "") + "|" + (d.className || "");
+  }
+
+  function swap(html, reason) {
+    var before = currentVersion();
     var focusedId = document.activeElement && root.contains(document.activeElement) ? document.activeElement.id : null;
-    var openDetails = [];
+    var open = [];
     root.querySelectorAll("details[open]").forEach(function (d) {
-      var owner = d.closest("[id]");
-      openDetails.push((owner ? owner.id : "") + "|" + (d.className || ""));
+      open.push(detailsKey(d));
     });
     root.setAttribute("aria-busy", "true");
     root.innerHTML = html;
     root.querySelectorAll("details").forEach(function (d) {
-      var owner = d.closest("[id]");
-      if (openDetails.indexOf((owner ? owner.id : "") + "|" + (d.className || "")) >= 0) {
-        d.open = true;
+      if (open.indexOf(detailsKey(d)) >= 0) {
+        d.open = true; // what the reader had unfolded stays unfolded
       }
     });
     root.removeAttribute("aria-busy");
@@ -169,25 +184,30 @@
     }
     loadedAt = Date.now();
     tick();
-    var kind = root.getAttribute("data-live");
-    announce(kind === "board" ? say("live.updated", { version: currentVersion() }) : say("live.list_updated"));
+    if (reason !== "change") {
+      return;
+    }
+    if (root.getAttribute("data-live") === "board") {
+      if (currentVersion() !== before) {
+        announce(say("live.updated", { version: currentVersion() }));
+      }
+    } else {
+      announce(say("live.list_updated"));
+    }
   }
 
   function applyPending(force) {
-    if (pending === null) {
+    if (pending === null || (!force && editing())) {
       return;
     }
-    if (!force && editing()) {
-      return;
-    }
-    var html = pending;
+    var next = pending;
     pending = null;
-    swap(html);
+    swap(next.html, next.reason);
   }
 
-  function refresh() {
+  function refresh(reason) {
     if (inFlight) {
-      again = true;
+      queued = queued === "change" ? queued : reason;
       return;
     }
     inFlight = true;
@@ -197,7 +217,8 @@
       cache: "no-store",
     })
       .then(function (response) {
-        if (response.redirected && /\/(login|password)(\?|$)/.test(new URL(response.url).pathname + "?")) {
+        var path = new URL(response.url).pathname;
+        if (response.redirected && (path === "/login" || path === "/password")) {
           window.location.assign(response.url); // signed out meanwhile
           return null;
         }
@@ -208,11 +229,13 @@
           return;
         }
         if (editing()) {
-          pending = html;
-          announce(say("live.pending"), true);
+          pending = { html: html, reason: reason };
+          if (reason === "change") {
+            announce(say("live.pending"), true);
+          }
         } else {
           pending = null;
-          swap(html);
+          swap(html, reason);
         }
       })
       .catch(function () {
@@ -220,24 +243,25 @@
       })
       .then(function () {
         inFlight = false;
-        if (again) {
-          again = false;
-          refresh();
+        if (queued !== null) {
+          var again = queued;
+          queued = null;
+          refresh(again);
         }
       });
   }
 
   function connect() {
-    if (!root || !window.EventSource) {
+    if (!window.EventSource) {
       return;
     }
     var source = new EventSource(root.getAttribute("data-stream"));
     var wasDown = false;
     source.addEventListener("open", function () {
       root.setAttribute("data-connected", "1");
-      announce(say("live.connected"));
       if (wasDown) {
-        refresh(); // changes may have been missed while the connection was down
+        announce(say("live.connected"));
+        refresh("change"); // changes may have been missed while the connection was down
       }
       wasDown = false;
     });
@@ -252,7 +276,7 @@
           /* refresh anyway */
         }
       }
-      refresh();
+      refresh("change");
     });
     source.addEventListener("error", function () {
       root.removeAttribute("data-connected");
@@ -267,7 +291,7 @@
     var form = event.target;
     window.setTimeout(function () {
       form.querySelectorAll("button[type=submit], button:not([type])").forEach(function (b) {
-        b.disabled = true;
+        b.disabled = true; // sent: a second tap would send it twice
       });
     }, 0);
   });
@@ -292,12 +316,14 @@
 
   if (root) {
     connect();
-    // deadlines move on without any event: refresh the states now and then, tick the countdowns every second
-    window.setInterval(function () {
-      if (document.visibilityState === "visible") {
-        refresh();
-      }
-    }, 60000);
+    if (root.getAttribute("data-live") === "list") {
+      // the list's counts move on with the clock: look again every minute while it is on screen
+      window.setInterval(function () {
+        if (document.visibilityState === "visible") {
+          refresh("timer");
+        }
+      }, 60000);
+    }
   }
   window.setInterval(tick, 1000);
 })();

@@ -54,7 +54,7 @@ class App:
     def appender(self) -> GroupCommitAppender:
         """Stand-alone audit records (sign-ins, refusals, machine acts), group-committed; started on first use."""
         if self._appender is None:
-            self._appender = GroupCommitAppender(self.db)
+            self._appender = GroupCommitAppender(self.db, on_commit=self.audit.wake)
         return self._appender
 
     def close(self) -> None:
@@ -129,6 +129,7 @@ def build(
         checkpoint=publisher.record,
         checkpoint_every=settings.audit_checkpoint_every,
         checkpoint_interval=timedelta(seconds=settings.audit_checkpoint_seconds),
+        write_lock=db.write_lock,
     )
     audit = AuditService(sealer=sealer, publisher=publisher, clock=clock)
     library = PlaybookLibrary(settings.playbooks_dir, today=clock.now().date())

@@ -310,7 +310,12 @@ class Handlers:
         authorize(c.actor, "step.evidence")
         with self.uow() as uow:
             incident = uow.incidents.get(c.incident_id)
+            if c.expected_version is not None and incident.version != c.expected_version:
+                raise Conflict(
+                    f"incident {c.incident_id} changed (version {incident.version}, you had {c.expected_version})"
+                )
             now = incident.now(self.clock.now())
+            self._authorize_step(c, incident, now)
             events = decide(incident, now)
             uow.evidence.put(c.content, c.media_type)
             stored = uow.incidents.append(incident, events)

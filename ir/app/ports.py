@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol
 
+from ir.domain.errors import Conflict
 from ir.domain.events import Event
 from ir.domain.incident import Incident
 from ir.domain.personal import Personal
@@ -161,5 +162,9 @@ class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork: ...
 
 
-class StaleIncident(Exception):
-    """The incident changed since it was read (another process or request); re-read and decide again."""
+class StaleIncident(Conflict):
+    """The incident changed since it was read (another process or request); re-read and decide again.
+    Where nobody retries, it is a conflict (409, exit 4)."""
+
+    def __init__(self, message: str = "the incident was changed by someone else meanwhile: try again") -> None:
+        super().__init__(message)

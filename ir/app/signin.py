@@ -158,7 +158,13 @@ class SignIn:
             self._audit_failure(source, "token", "bad token", self.clock.now())
             raise NotAuthenticated("the API token is unknown, expired or revoked")
         user, scopes, _token_id = found
-        return Principal(Actor(user.id, user.roles), user.display_name, user.lang, scopes=scopes)
+        return Principal(
+            Actor(user.id, user.roles),
+            user.display_name,
+            user.lang,
+            scopes=scopes,
+            must_change_password=user.must_change_password,
+        )
 
     def refused(self, principal: Principal | None, what: str, source: str) -> None:
         """Every permission refused is recorded."""

@@ -48,6 +48,8 @@ def _text(value: str | None, what: str, *, required: bool = False, limit: int = 
         return None
     if len(value) > limit:
         raise InvalidInput(f"{what} is at most {limit:,} characters", field=what)
+    if "\x00" in value:
+        raise InvalidInput(f"{what} contains a NUL character", field=what)
     return value.strip()
 
 
@@ -159,6 +161,8 @@ def record_clock(
         raise InvalidInput("closure is recorded by closing the incident (ir close)", field="clock")
     if instant.tzinfo is None:
         raise InvalidInput("give the instant with its time zone, e.g. 2026-10-01T09:00+08:00", field="instant")
+    if not 1970 <= instant.year <= 2999:
+        raise InvalidInput(f"{clock.value}: {instant.year} is not a plausible year", field="instant")
     if clock is not ClockName.EXPECTED_IMPACT and instant > now + FUTURE_TOLERANCE:
         raise InvalidInput(f"{clock.value} cannot be in the future", field="instant")
     detection = inc.clock(ClockName.DETECTION)

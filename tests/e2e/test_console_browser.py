@@ -272,5 +272,16 @@ def test_the_board_on_a_desktop(browser: Browser, server: Server) -> None:
         # keyboard: the skip link is the first stop and focus is visible
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.className") == "skip"
+        assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+        # an incident opened from the dashboard's form lands on its board
+        page.goto(f"{server.url}/?lang=en")
+        page.get_by_label("Playbook").select_option("dns-failure")
+        page.get_by_label("Title").fill("Resolver farm not answering")
+        page.get_by_label("Response level").select_option("II")
+        page.get_by_role("button", name="Open", exact=True).click()
+        page.wait_for_url(re.compile(r"/incidents/\d+$"))
+        assert page.locator("h1").inner_text().endswith("Resolver farm not answering")
+        assert "Open the incident: recorded" in page.locator(".flash-ok").inner_text()
+        assert page.locator(".badge.lvl-II").count() == 1
     finally:
         ctx.close()

@@ -114,6 +114,21 @@ def test_refusals_are_problems_with_the_status_of_their_kind(api: Api) -> None:
         422,
     )
     problem(api.client.get("/api/incidents/0/classify", headers=api.bearer("observer")), 422, field="incident_id")
+    # what no database keeps and no emergency has: refused at the door, never a 500
+    problem(
+        api.client.post("/api/incidents", json={"playbook": "ddos", "title": "a\x00"}, headers=api.bearer("admin")),
+        422,
+        field="title",
+    )
+    problem(
+        api.client.post(
+            f"/api/incidents/{iid}/clocks/awareness",
+            json={"instant": "0001-01-01T00:00:00+14:00", "reason": "r"},
+            headers=api.bearer("commander"),
+        ),
+        422,
+        field="instant",
+    )
     problem(
         api.client.post(f"/api/incidents/{iid}/cancel", json={"reason": None}, headers=api.bearer("commander")),
         422,

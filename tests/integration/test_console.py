@@ -337,8 +337,11 @@ def test_every_form_posts_and_changes_the_incident(app: App, clock: SimulatedClo
     # steps: start, check and uncheck, done; evidence, fail, retry, done; skip; approve
     chief.ok(f"{board}/steps/confirm/start")
     v = changed(v)
-    chief.ok(f"{board}/steps/confirm/check", {"item": "2"})
+    checked = chief.ok(f"{board}/steps/confirm/check", {"item": "2"})
     v = changed(v)
+    assert str(checked.url).endswith("#step-confirm")  # back to the step's card, the message in it
+    card = checked.text.split('id="step-confirm"', 1)[1].split("</article>", 1)[0]
+    assert "勾选：已记录" in card
     assert incident(app, iid).steps["confirm"].checked == {1}
     assert 'aria-pressed="true"' in chief.page
     chief.ok(f"{board}/steps/confirm/uncheck", {"item": "2"})
@@ -689,6 +692,24 @@ def test_titles_and_texts_holding_markup_are_shown_as_text(app: App, chief: Cons
     assert "&lt;img src=x onerror=alert(1)&gt;" in shown.text
     assert "script-src 'self'" in shown.headers["content-security-policy"]
     assert shown.headers["cache-control"] == "no-store"
+
+
+def test_the_board_of_every_playbook_in_the_library_renders(app: App, chief: Console) -> None:
+    """Every shipped playbook's board, in both languages: their facts (enumerations, durations, personal
+    data), roles, resources and warnings all have their forms."""
+    chief.get("/")
+    for playbook in app.library.playbooks():
+        level = "IV" if any(str(lv) == "IV" for lv in playbook.levels) else ""
+        response = chief.ok("/incidents", {"playbook": playbook.id, "title": f"Drill of {playbook.id}", "level": level})
+        assert re.search(r"/incidents/\d+$", str(response.url)), playbook.id
+        board = urlsplit(str(response.url)).path
+        for lang in ("en", "zh-CN"):
+            page = chief.get(f"{board}?lang={lang}")
+            assert page.status_code == 200, (playbook.id, lang)
+            assert f'id="step-{next(iter(playbook.steps))}"' in page.text, playbook.id
+            for fact in playbook.facts:
+                assert f'name="fact:{fact}"' in page.text, (playbook.id, fact)
+    assert len(chief.get("/").text) > 0
 
 
 def test_the_board_fragment_is_the_board_alone(app: App, chief: Console) -> None:

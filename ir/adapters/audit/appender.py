@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,8 +27,9 @@ class Pending:
 
 
 class GroupCommitAppender:
-    def __init__(self, db: Database, *, max_batch: int = 2000) -> None:
+    def __init__(self, db: Database, *, max_batch: int = 2000, on_commit: Callable[[], None] | None = None) -> None:
         self.db = db
+        self.on_commit = on_commit  # wakes the sealer
         self.max_batch = max_batch
         self._queue: queue.Queue[tuple[list[Pending], Future[None]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="ir-audit-appender", daemon=True)
@@ -68,7 +70,7 @@ class GroupCommitAppender:
                     batch.append(item)
                     count += len(item[0])
                 try:
-                    with conn.begin():
+                    with self.db.write_lock, conn.begin():
                         for records, _ in batch:
                             for r in records:
                                 trail.record(
@@ -81,5 +83,7 @@ class GroupCommitAppender:
                     continue
                 for _, done in batch:
                     done.set_result(None)
+                if self.on_commit is not None:
+                    self.on_commit()
         finally:
             conn.close()

@@ -60,6 +60,8 @@ class Keyring:
         self.folder = folder
         self._keks: dict[str, Kek] = {}
         self._current: str
+        self._env_id: str | None = None
+        self._current_mtime = -1
         if env_value:
             raw = base64.b64decode(env_value)
             if len(raw) != 32:
@@ -67,6 +69,7 @@ class Keyring:
             kek = Kek(kek_id_of(raw), raw)
             self._keks[kek.id] = kek
             self._current = kek.id
+            self._env_id = kek.id
             self._load_folder(required=False)
             return
         self._load_folder(required=False)
@@ -83,7 +86,7 @@ class Keyring:
         if not os.path.isdir(self.folder):
             return
         for name in os.listdir(self.folder):
-            if name.startswith("kek-") and name.endswith(".key"):
+            if name.startswith("kek-") and name.endswith(".key") and name[:-4] not in self._keks:
                 raw = _read_secret(os.path.join(self.folder, name))
                 kek = Kek(kek_id_of(raw), raw)
                 self._keks[kek.id] = kek
@@ -104,12 +107,34 @@ class Keyring:
         os.replace(tmp, os.path.join(self.folder, "current"))
         self._current = kek_id
 
+    def _refresh(self) -> None:
+        """Another process may have rotated or retired a key: re-read the folder and the current pointer."""
+        self._keks = {k: v for k, v in self._keks.items() if k == self._env_id}
+        self._load_folder(required=False)
+        current_file = os.path.join(self.folder, "current")
+        if self._env_id is None and os.path.exists(current_file):
+            with open(current_file) as fh:
+                self._current = fh.read().strip()
+
     @property
     def current(self) -> Kek:
+        """The KEK new data keys are wrapped with (re-read when the key ring changed on disk)."""
+        if self._env_id is None:
+            current_file = os.path.join(self.folder, "current")
+            try:
+                mtime = os.stat(current_file).st_mtime_ns
+            except OSError:
+                mtime = 0
+            if mtime != self._current_mtime:
+                self._current_mtime = mtime
+                self._refresh()
         return self._keks[self._current]
 
     def get(self, kek_id: str) -> Kek:
         found = self._keks.get(kek_id)
+        if found is None:
+            self._refresh()
+            found = self._keks.get(kek_id)
         if found is None:
             raise NotFound(f"no key-encryption key {kek_id} in {self.folder} (was it retired too early?)")
         return found

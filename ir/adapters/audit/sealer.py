@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,8 +58,10 @@ class Sealer:
         checkpoint: CheckpointHook | None = None,
         checkpoint_every: int = 1000,
         checkpoint_interval: timedelta = timedelta(seconds=60),
+        write_lock: AbstractContextManager[Any] | None = None,
     ) -> None:
         self.engine = engine
+        self.write_lock = write_lock or nullcontext()
         self.log_id = log_id
         self.clock = clock
         self.batch = batch
@@ -79,7 +82,7 @@ class Sealer:
                     return Sealed(total, result.size, result.root, result.lag)
 
     def _seal_batch(self) -> Sealed:
-        with self.engine.connect() as conn:
+        with self.write_lock, self.engine.connect() as conn:
             conn.info[WRITE] = True
             with conn.begin():
                 head = self._head(conn)
@@ -136,16 +139,20 @@ class Sealer:
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
         row = conn.execute(query).mappings().first()
-        if row is None:
-            conn.execute(
-                insert(audit_heads).values(
-                    log_id=self.log_id,
-                    size=0,
-                    last_hash=record_format.GENESIS,
-                    frontier=b"",
-                    sealed_at=self.clock.now(),
-                )
-            )
+        if row is None:  # the first seal ever: create the head (two first sealers may race: one insert wins)
+            values = {
+                "log_id": self.log_id,
+                "size": 0,
+                "last_hash": record_format.GENESIS,
+                "frontier": b"",
+                "sealed_at": self.clock.now(),
+            }
+            if conn.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                conn.execute(pg_insert(audit_heads).values(**values).on_conflict_do_nothing())
+            else:
+                conn.execute(insert(audit_heads).values(**values).prefix_with("OR IGNORE"))
             row = conn.execute(query).mappings().one()
         return dict(row)
 
@@ -170,7 +177,7 @@ class Sealer:
         self.seal()
         if self.checkpoint is None:
             return None
-        with self.engine.connect() as conn:
+        with self.write_lock, self.engine.connect() as conn:
             conn.info[WRITE] = True
             with conn.begin():
                 head = self._head(conn)

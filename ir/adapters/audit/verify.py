@@ -133,13 +133,17 @@ def verify(
     prev = record_format.GENESIS
     short_cache: dict[str, bytes] = {}
 
-    def short(value: str) -> bytes:
-        found = short_cache.get(value)
+    def short(value: str, *, cache: bool = True) -> bytes:
+        found = short_cache.get(value) if cache else None
         if found is None:
             raw = value.encode()
-            found = short_cache[value] = bytes((len(raw),)) + raw
-            if len(short_cache) > 100_000:
-                short_cache.clear()
+            if len(raw) > 255:
+                raise ValueError("a header field is longer than 255 bytes")
+            found = bytes((len(raw),)) + raw
+            if cache:  # key ids and subject references repeat; refs are unique per record
+                if len(short_cache) > 4096:
+                    short_cache.clear()
+                short_cache[value] = found
         return found
 
     pack = record_format._SEQ_TS.pack
@@ -156,18 +160,22 @@ def verify(
         elif row_log != log_id:
             problem = f"record {record_id} (#{seq}) belongs to log '{row_log}'"
         else:
-            header = b"".join(
-                (
-                    prefix,
-                    pack(seq, record_format.micros(_parse_time(created))),
-                    bytes.fromhex(record_id),
-                    short(key_id),
-                    short(subject_ref),
-                    short(ref),
-                    bytes(digest),
-                    bytes(prev_hash) if prev_hash is not None else b"",
+            try:
+                header = b"".join(
+                    (
+                        prefix,
+                        pack(seq, record_format.micros(_parse_time(created))),
+                        bytes.fromhex(record_id),
+                        short(key_id),
+                        short(subject_ref),
+                        short(ref, cache=False),
+                        bytes(digest),
+                        bytes(prev_hash) if prev_hash is not None else b"",
+                    )
                 )
-            )
+            except (ValueError, TypeError, OverflowError, AssertionError) as exc:
+                report.errors.append(f"record {record_id!r} (#{seq}): a field is malformed ({exc})")
+                break
             h = sha(b"\x00")
             h.update(header)
             h.update(body)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from contextlib import contextmanager
 from types import TracebackType
+
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -48,6 +51,10 @@ class Database:
         self.calendar_for = calendar_for
         self.evidence_folder = evidence_folder
         self.regimes: Mapping[str, Regime] = regimes or {}
+        # SQLite has one writer: writers of this process queue here rather than poll the busy handler
+        self.write_lock: AbstractContextManager[Any] = (
+            threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
         self._local = threading.local()
 
     def writer_connection(self) -> Connection:
@@ -121,8 +128,11 @@ class SqlUnitOfWork:
         self._committed = False
         self._touched: set[int] = set()
         self._held: list[threading.Lock] = []
+        self._locked = False
 
     def __enter__(self) -> SqlUnitOfWork:
+        self.db.write_lock.__enter__()
+        self._locked = True
         conn = self.db.writer_connection()
         if conn.in_transaction():  # left over by an interrupted unit of work
             conn.rollback()
@@ -174,3 +184,6 @@ class SqlUnitOfWork:
         finally:
             while self._held:
                 self._held.pop().release()
+            if self._locked:
+                self._locked = False
+                self.db.write_lock.__exit__(None, None, None)

@@ -46,7 +46,29 @@ async def ir_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, TooManyAttempts):
         extra["retry_after"] = exc.retry_after
     status = exc.http_status if exc.http_status != 500 else 400
+    if status == 403:  # every permission refused is recorded
+        _record_refusal(request, exc.message)
     return problem(status, exc.message, **extra)
+
+
+def _record_refusal(request: Request, message: str) -> None:
+    core = getattr(request.app.state, "core", None)
+    if core is None:
+        return
+    principal = getattr(request.state, "principal", None)
+    source = request.client.host if request.client else "unknown"
+    try:
+        core.appender.append(
+            action="permission.refused",
+            actor=principal.actor.id if principal else f"source:{source}",
+            subject="permission",
+            payload={"method": request.method, "path": request.url.path, "why": message, "source": source},
+            at=core.clock.now(),
+        )
+    except Exception:  # the refusal stands; a failed record is logged, never hidden
+        import logging
+
+        logging.getLogger("ir.http").exception("could not record a refused permission")
 
 
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -26,6 +26,7 @@ from ir.domain.text import Lang
 from ir.entrypoints.http.auth import COOKIE, Caller, Core, serializer, signin, source
 
 router = APIRouter(prefix="/api")
+MAX_ID = 2**31 - 1  # what both databases hold in an integer column
 
 
 def etag(version: int) -> str:
@@ -74,8 +75,8 @@ def health() -> dict[str, str]:
 
 
 class LoginIn(BaseModel):
-    user: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
+    user: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00]+$")
+    password: str = Field(min_length=1, max_length=1024, pattern=r"^[^\x00]+$")
 
 
 class MeOut(BaseModel):
@@ -133,7 +134,11 @@ def me(principal: Caller) -> MeOut:
 
 @router.get("/incidents", tags=["incidents"])
 def list_incidents(
-    principal: Caller, core: Core, open: bool = False, limit: int = 50, offset: int = 0
+    principal: Caller,
+    core: Core,
+    open: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> dict[str, Any]:
     from ir.adapters.db.queries import list_incidents as query
 
@@ -148,7 +153,13 @@ def list_incidents(
 
 
 @router.get("/incidents/{incident_id}", tags=["incidents"])
-def board(incident_id: int, principal: Caller, core: Core, request: Request, response: Response) -> dict[str, Any]:
+def board(
+    incident_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    principal: Caller,
+    core: Core,
+    request: Request,
+    response: Response,
+) -> dict[str, Any]:
     from ir.app.views import board as view
     from ir.bootstrap import calendar_for
 
@@ -160,7 +171,13 @@ def board(incident_id: int, principal: Caller, core: Core, request: Request, res
 
 
 @router.get("/incidents/{incident_id}/timeline", tags=["incidents"])
-def timeline(incident_id: int, principal: Caller, core: Core, after: int = 0, limit: int = 500) -> dict[str, Any]:
+def timeline(
+    incident_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    principal: Caller,
+    core: Core,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> dict[str, Any]:
     from ir.app.views import timeline as view
 
     authorize(principal.actor, "incident.read")

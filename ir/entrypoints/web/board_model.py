@@ -96,7 +96,7 @@ def incident_page(inc: Incident, view: dict[str, Any], *, lang: Lang, actor: Act
                 "title": fact.title.get(lang),
                 "unit": fact.unit,
                 "kind": fact.kind.value,
-                "values": list(fact.values),
+                "choices": list(fact.values),
                 "personal": fact.personal,
                 "is_set": current is not None,
                 "shown": view["facts"].get(name),

@@ -296,7 +296,7 @@ async def _sent(request: Request, incident_id: int) -> tuple[Sent, Principal]:
 async def _carry_out(
     request: Request, sent: Sent, build: Callable[[], c.Command], *, what: str, ok_at: str, error_at: str
 ) -> tuple[Flash, int | None]:
-    """Build and hand over the command; the message for the page, and the incident's new version."""
+    """Build the command and hand it to the handlers: the message for the page, and the incident it acted on."""
     try:
         command = build()
         outcome = await run_in_threadpool(core(request).handlers.handle, command)
@@ -349,9 +349,11 @@ async def step_act(request: Request, incident_id: int, step_id: str, act: str) -
         def build() -> c.Command:
             return _step(sent, step_id, act)
 
-    message, _ = await _carry_out(request, sent, build, what=act, ok_at="steps", error_at=anchor)
-    where = "steps" if message.kind == "ok" and act not in ("check", "uncheck", "evidence") else anchor
-    return _back(request, f"/incidents/{incident_id}#{where}", message)
+    # a step that changes state moves to another group: its outcome is told at the top of the steps;
+    # a checked item or a file leaves it where it is: told in its card, like every refusal
+    ok_at = anchor if act in ("check", "uncheck", "evidence") else "steps"
+    message, _ = await _carry_out(request, sent, build, what=act, ok_at=ok_at, error_at=anchor)
+    return _back(request, f"/incidents/{incident_id}#{message.where}", message)
 
 
 @router.post("/incidents")

@@ -103,7 +103,7 @@ def safe_next(value: str | None) -> str:
         value = parts.path + (f"?{parts.query}" if parts.query else "")
     if not value.startswith("/") or value.startswith("//") or "\\" in value or any(ord(ch) < 32 for ch in value):
         return "/"
-    if value.startswith(("/login", "/logout")):
+    if value.startswith(("/login", "/logout", "/password")):
         return "/"
     return value
 

@@ -74,6 +74,18 @@ def upgrade() -> None:
             "CREATE TRIGGER audit_records_sealed BEFORE UPDATE OR DELETE ON audit_records "
             "FOR EACH ROW EXECUTE FUNCTION ir_refuse_sealed_change()"
         )
+        op.execute(
+            """
+            CREATE FUNCTION ir_refuse_truncate() RETURNS trigger AS $$
+            BEGIN
+              RAISE EXCEPTION 'audit records are append-only: % cannot be truncated', TG_TABLE_NAME;
+            END $$ LANGUAGE plpgsql
+            """
+        )
+        op.execute(
+            "CREATE TRIGGER audit_records_no_truncate BEFORE TRUNCATE ON audit_records "
+            "FOR EACH STATEMENT EXECUTE FUNCTION ir_refuse_truncate()"
+        )
     else:
         op.execute(
             "CREATE TRIGGER audit_records_no_update BEFORE UPDATE ON audit_records "
@@ -92,7 +104,9 @@ def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS audit_records_sealed ON audit_records")
+        op.execute("DROP TRIGGER IF EXISTS audit_records_no_truncate ON audit_records")
         op.execute("DROP FUNCTION IF EXISTS ir_refuse_sealed_change()")
+        op.execute("DROP FUNCTION IF EXISTS ir_refuse_truncate()")
     else:
         op.execute("DROP TRIGGER IF EXISTS audit_records_no_update")
         op.execute("DROP TRIGGER IF EXISTS audit_records_no_delete")

@@ -495,3 +495,58 @@ def test_concurrent_first_alerts_of_one_group_open_one_incident(app: App, rules_
     with app.db.read() as repo:
         incident = repo.get(rows[0]["incident_id"])
     assert len(incident.emergency.log) == 8  # the opening entry and one per attached webhook
+
+
+def test_a_webhook_failing_in_a_shared_transaction_fails_alone(app: App, rules_file: Path) -> None:
+    """Webhooks taken together in one transaction: one that fails is run again on its own and fails
+    alone; the others are taken in."""
+
+    class Boom(Exception):
+        pass
+
+    def ledger(uow: Any) -> Any:
+        real = ledger_of(uow)
+
+        class Exploding:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+            def seen(self, keys: Any) -> Any:
+                if "alertmanager:boom" in keys:
+                    raise Boom()
+                return real.seen(keys)
+
+        return Exploding()
+
+    intake = AlertIntake(
+        uow=app.db.uow,
+        ledger=ledger,
+        clock=app.clock,
+        playbooks=app.library,
+        rules=lambda: load_rules(str(rules_file), playbooks=app.library),
+        linger=0.3,  # long enough for all three to share the first transaction
+    )
+    machine = c.Actor("machine", frozenset({"commander"}))
+    results: dict[str, Any] = {}
+
+    def send(fingerprint: str) -> None:
+        alert = Alert(
+            fingerprint=fingerprint,
+            status="firing",
+            labels={"alertname": "DDoSAttackDetected", "severity": "page", "target": f"t-{fingerprint}"},
+            starts_at=T0,
+        )
+        try:
+            results[fingerprint] = intake.receive(actor=machine, source="alertmanager", alerts=[alert])
+        except Boom as exc:
+            results[fingerprint] = exc
+
+    threads = [threading.Thread(target=send, args=(f,)) for f in ("x1", "boom", "x2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert isinstance(results["boom"], Boom)
+    assert results["x1"].alerts[0].outcome == "opened" and results["x2"].alerts[0].outcome == "opened"
+    assert incident_count(app) == 2
+    assert {r["fingerprint"] for r in table_rows(app, alert_fingerprints)} == {"alertmanager:x1", "alertmanager:x2"}

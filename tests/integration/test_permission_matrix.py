@@ -368,10 +368,7 @@ def allowed(role: str, act: Act) -> bool:
 
 # A responder who is not on duty for a step's role can still attach evidence to it: the AttachEvidence
 # handler checks the system role (step.evidence) but never the step's role (Handlers._authorize_step).
-_KNOWN = {
-    ("steps/evidence/off-duty", "responder"): "AttachEvidence skips the on-duty check (Handlers.attach_evidence)",
-    ("steps/evidence/off-duty", "communications"): "AttachEvidence skips the on-duty check (Handlers.attach_evidence)",
-}
+_KNOWN: dict[tuple[str, str], str] = {}  # known gaps, as strict expected failures (none now)
 CASES = [
     pytest.param(name, role, id=f"{name}-{role}", marks=[pytest.mark.xfail(strict=True, reason=_KNOWN[(name, role)])])
     if (name, role) in _KNOWN
@@ -405,34 +402,8 @@ def test_permission_matrix(api: Api, name: str, role: str) -> None:
 
 # -- docs/permissions.md against MATRIX --------------------------------------------------------------------
 
-# each row of the documented table, by its first cell, and the MATRIX actions it covers
-DOC_ROWS = {
-    "open an incident, declare or change a level, restore, close": (
-        "incident.open",
-        "level.declare",
-        "incident.restore",
-        "incident.close",
-    ),
-    "record a clock, set facts": ("clock.record", "fact.set"),
-    "start, complete or fail a step, check items, attach evidence": (
-        "step.start",
-        "step.complete",
-        "step.fail",
-        "step.check",
-        "step.evidence",
-    ),
-    "skip or retry a step, approve, confirm an automated action": (
-        "step.skip",
-        "step.retry",
-        "step.approve",
-        "step.confirm_action",
-    ),
-    "add a note": ("note.add",),
-    "record a notification as sent": ("notification.mark_sent",),
-    "read incidents": ("incident.read",),
-    "reveal personal data (recorded)": ("personal.reveal",),
-    "erase a person (shred)": ("personal.shred",),
-}
+# machine acts and administrator-only acts tried elsewhere (alert intake has its own suite)
+NOT_HERE = {"step.action_result", "personal.shred", "alert.intake"}
 
 
 def documented() -> dict[str, set[str]]:
@@ -446,24 +417,12 @@ def documented() -> dict[str, set[str]]:
     return rows
 
 
-def test_the_documented_rows_agree_with_the_matrix() -> None:
+def test_the_documented_table_is_the_matrix() -> None:
+    """docs/permissions.md is generated from MATRIX: every action, every role, exactly."""
     rows = documented()
-    assert set(rows) == set(DOC_ROWS)
-    for row, actions in DOC_ROWS.items():
-        for action in actions:
-            assert rows[row] == MATRIX[action] | {"admin"}, f"{row!r} vs MATRIX[{action!r}]"
-
-
-@pytest.mark.xfail(strict=True, reason="docs/permissions.md documents only some of the actions of MATRIX")
-def test_every_action_of_the_matrix_is_documented() -> None:
-    covered = {a for actions in DOC_ROWS.values() for a in actions}
-    missing = sorted(a for a in set(MATRIX) - covered if a not in NOT_HERE)
-    assert not missing, f"not in docs/permissions.md: {', '.join(missing)}"
-
-
-# Actions with no endpoint among the API's commands: a machine's (the answer of an automated action),
-# erasure (`ir audit shred` only), and alert intake (its own endpoint and tests).
-NOT_HERE = {"step.action_result", "personal.shred", "alert.intake"}
+    assert set(rows) == {f"`{action}`" for action in MATRIX}
+    for action, allowed in MATRIX.items():
+        assert rows[f"`{action}`"] == set(allowed) | {"admin"}, action
 
 
 def test_every_act_of_the_matrix_is_tried() -> None:

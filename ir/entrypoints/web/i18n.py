@@ -216,7 +216,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "act.open": ("启动事件", "Open the incident"),
     # command forms
     "cmd.level": ("响应级别", "Response level"),
-    "cmd.reason": ("原因", "Reason"),
+    "cmd.reason_optional": ("原因（可选）", "Reason (optional)"),
     "cmd.reason_change": ("原因（变更时必填）", "Reason (required for a change)"),
     "cmd.warning": ("预警级别", "Warning level"),
     "cmd.warning_lift": ("解除预警", "Lift the warning"),
@@ -331,7 +331,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "ev.playbook_added": ("合并预案", "playbook joined"),
     "ev.reportability_judged": ("判定是否须报告", "reportability judged"),
     "ev.report_submitted": ("提交报告", "report submitted"),
-    "common.optional": ("（可选）", "(optional)"),
     "common.none": ("无", "none"),
     "common.dash": ("—", "—"),
 }

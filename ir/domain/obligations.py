@@ -333,9 +333,9 @@ def submit_report(
     late = state.due_at is not None and now > state.due_at and not on_time_phase
     if late and ob.late_reason_required and why is None:
         assert state.due_at is not None
+        minutes = int((now - state.due_at).total_seconds() // 60)
         raise InvalidInput(
-            f"this report is late by {int((now - state.due_at).total_seconds() // 60)} min: the regime requires the reason "
-            "(--late-reason)",
+            f"this report is late by {minutes} min: the regime requires the reason (--late-reason)",
             field="late_reason",
         )
     return [

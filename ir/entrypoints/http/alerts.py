@@ -13,7 +13,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -22,13 +22,13 @@ from ir.adapters.alerts import RulesFile, is_race, ledger_of, list_alerts
 from ir.app.alerts import Alert, AlertIntake, IntakeResult
 from ir.app.permissions import authorize
 from ir.app.signin import Principal
-from ir.domain.errors import InvalidInput
 from ir.entrypoints.http.auth import Caller, Core
 
 router = APIRouter(prefix="/api", tags=["alerts"])
 
 MAX_ALERTS = 5000  # per webhook (Alertmanager: max_alerts in the receiver keeps a storm's webhooks under it)
 MAX_LABELS = 200
+INT32 = 2_147_483_647  # the databases' integer
 _LOCK = threading.Lock()
 
 LabelName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -289,15 +289,13 @@ async def generic(principal: Caller, request: Request) -> Response:
 def alerts_seen(
     principal: Caller,
     core: Core,
-    incident: int | None = None,
-    status: Status | None = None,
-    limit: int = 50,
-    offset: int = 0,
+    incident: Annotated[int | None, Query(ge=1, le=INT32, description="only alerts of this incident")] = None,
+    status: Annotated[Status | None, Query(description="firing or resolved")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=INT32)] = 0,
 ) -> dict[str, Any]:
     """The alerts taken in (one row per fingerprint), most recently seen first."""
     authorize(principal.actor, "incident.read")
-    if not 1 <= limit <= 500 or offset < 0:
-        raise InvalidInput("limit is 1 to 500, offset at least 0", field="limit")
     with core.db.connection() as conn:
         rows, total = list_alerts(conn, incident_id=incident, status=status, limit=limit, offset=offset)
     items = [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]

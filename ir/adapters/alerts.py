@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ir.adapters.db.tables import alert_fingerprints, alert_groups
-from ir.adapters.db.uow import SqlUnitOfWork
+from ir.adapters.db.uow import Database, SqlUnitOfWork
 from ir.adapters.playbooks.problems import Problem
 from ir.adapters.playbooks.yaml_source import Located, YamlRefused, decode_source, load_located, read_source
 from ir.app.alerts import (
@@ -334,6 +334,15 @@ def is_race(exc: Exception) -> bool:
     if isinstance(exc, IntegrityError):
         return True
     return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _RACES
+
+
+def release_thread_connection(db: Database) -> None:
+    """Close the calling thread's write connection (a thread that stops for good holds it no longer)."""
+    local = getattr(db, "_local", None)  # Database keeps one write connection per thread
+    conn = getattr(local, "conn", None)
+    if conn is not None:
+        conn.close()
+        local.conn = None  # type: ignore[union-attr]
 
 
 def ledger_of(uow: UnitOfWork) -> SqlAlertLedger:

@@ -422,7 +422,8 @@ class AlertIntake:
     # A transaction waits this long for more webhooks to join it: fewer, larger durable commits, and
     # the database's write lock free more often for everyone else (measured: bench/bench_alerts.py).
     linger: float = 0.01
-    _queue: queue.SimpleQueue[_Job] = field(default_factory=queue.SimpleQueue, init=False, repr=False)
+    release: Callable[[], None] = lambda: None  # run on the writer thread as it stops (its connection)
+    _queue: queue.SimpleQueue[_Job | None] = field(default_factory=queue.SimpleQueue, init=False, repr=False)
     _writer: threading.Thread | None = field(default=None, init=False, repr=False)
     _start: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -467,30 +468,50 @@ class AlertIntake:
                 self._writer = threading.Thread(target=self._write_forever, name="ir-alert-intake", daemon=True)
                 self._writer.start()
 
+    def close(self) -> None:
+        """Stop the writer once the webhooks already queued are written (a later webhook starts it again)."""
+        with self._start:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            self._queue.put(None)
+            writer.join(timeout=30)
+
     def _write_forever(self) -> None:
-        while True:
-            batch = [self._queue.get()]
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
             until = time.monotonic() + self.linger
             while len(batch) < self.max_batch:
                 try:
                     left = until - time.monotonic()
-                    batch.append(self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait())
+                    more = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
-            if len(batch) > 1:
-                try:
-                    decided = self._transaction(batch)
-                except Exception as exc:  # each webhook again on its own: one's failure is not the others'
-                    log.debug("a shared alert transaction of %d webhooks failed (%r): each on its own", len(batch), exc)
-                else:
-                    for job, result in zip(batch, decided, strict=True):
-                        job.done.set_result(result)
-                    continue
-            for job in batch:
-                try:
-                    job.done.set_result(self._alone(job))
-                except BaseException as exc:
-                    job.done.set_exception(exc)
+                if more is None:
+                    stopping = True
+                    break
+                batch.append(more)
+            self._write(batch)
+        self.release()
+
+    def _write(self, batch: list[_Job]) -> None:
+        if len(batch) > 1:
+            try:
+                decided = self._transaction(batch)
+            except Exception as exc:  # each webhook again on its own: one's failure is not the others'
+                log.debug("a shared alert transaction of %d webhooks failed (%r): each on its own", len(batch), exc)
+            else:
+                for job, result in zip(batch, decided, strict=True):
+                    job.done.set_result(result)
+                return
+        for job in batch:
+            try:
+                job.done.set_result(self._alone(job))
+            except BaseException as exc:
+                job.done.set_exception(exc)
 
     def _alone(self, job: _Job) -> _Decided:
         """One webhook in its own transaction, decided again when another writer got there first."""

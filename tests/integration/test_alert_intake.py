@@ -77,9 +77,12 @@ def tokens(app: App) -> dict[str, str]:
 
 @pytest.fixture
 def client(app: App, tokens: dict[str, str]) -> Iterator[TestClient]:
-    with TestClient(create_app(app=app, background=False)) as test_client:
+    api = create_app(app=app, background=False)
+    with TestClient(api) as test_client:
         test_client.headers["Authorization"] = f"Bearer {tokens['machine']}"
         yield test_client
+    intake = getattr(api.state, "alert_intake", None)  # the server stopped: so did the intake's writer
+    assert intake is None or intake._writer is None
 
 
 def am_alert(

@@ -750,8 +750,8 @@ def test_the_export_tree_index_gives_the_rfc6962_known_answer_roots() -> None:
     import json
 
     from ir.adapters.audit.merkle import leaf_hash
+    from tests.standards import RFC6962_KNOWN_ANSWERS as answers
 
-    answers = Path(__file__).resolve().parents[3] / "shared/standards/rfc6962/known-answers.json"
     if not answers.is_file():
         pytest.fail(f"the RFC 6962 known answers are missing: expected them at {answers}")
     data = json.loads(answers.read_text())

@@ -7,7 +7,6 @@ import hashlib
 import json
 import random
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -26,8 +25,9 @@ from ir.adapters.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from tests.standards import RFC6962_KNOWN_ANSWERS
 
-KNOWN_ANSWERS = Path(__file__).resolve().parents[3] / "shared/standards/rfc6962/known-answers.json"
+KNOWN_ANSWERS = RFC6962_KNOWN_ANSWERS
 
 
 def _known_answers() -> tuple[list[bytes], list[bytes]]:

@@ -20,7 +20,7 @@ WRITE = "ir_write"
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, echo=echo)
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=50)
 
 
 def _sqlite_engine(url: str, *, echo: bool) -> Engine:
@@ -28,7 +28,11 @@ def _sqlite_engine(url: str, *, echo: bool) -> Engine:
     if path and path != ":memory:":
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
-    engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+    # each worker thread keeps its write connection between commands (see Database.writer_connection):
+    # SQLite connections are cheap, so the pool allows as many as the server has threads
+    engine = create_engine(
+        url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10, max_overflow=100
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:

@@ -387,21 +387,27 @@ class SqlIncidentRepository:
         return lambda digest: cache.get(conn, digest)
 
     def remember_playbook(self, playbook: Playbook, at: datetime) -> None:
-        """Store a playbook's exact text by content hash (frozen into the incidents that use it)."""
+        """Store a playbook's exact text by content hash (frozen into the incidents that use it). Two
+        processes storing the same version at once: one insert wins, the other does nothing."""
         self.playbooks.remember(playbook)
         exists = self.conn.execute(
             select(playbook_versions.c.hash).where(playbook_versions.c.hash == playbook.content_hash)
         ).first()
-        if exists is None:
-            self.conn.execute(
-                insert(playbook_versions).values(
-                    hash=playbook.content_hash,
-                    playbook_id=playbook.id,
-                    version=playbook.version,
-                    source=playbook.source,
-                    stored_at=at,
-                )
-            )
+        if exists is not None:
+            return
+        values = {
+            "hash": playbook.content_hash,
+            "playbook_id": playbook.id,
+            "version": playbook.version,
+            "source": playbook.source,
+            "stored_at": at,
+        }
+        if self.conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            self.conn.execute(pg_insert(playbook_versions).values(**values).on_conflict_do_nothing())
+        else:
+            self.conn.execute(insert(playbook_versions).values(**values).prefix_with("OR IGNORE"))
 
     def _load(self, incident_id: int, digest: str, version: int) -> Incident:
         playbook = self.playbooks.get(self.conn, digest)

@@ -242,7 +242,7 @@ class _Builder:
 
     def scalar(self, event: yaml.ScalarEvent) -> None:
         slot = self._slot(event)
-        mark = Mark(*_where(event), event.style)
+        mark = Mark(*_where(event), event.style or None)
         if slot is not None and slot[1]:
             self.key(event, slot[0], mark)
             return
@@ -258,7 +258,7 @@ class _Builder:
         assert top.first_seen is not None
         # keys are always text: YAML 1.1 would read `on:` or `no:` as booleans
         key = event.value
-        if event.style is None and key == "<<":
+        if not event.style and key == "<<":
             self.problem(mark, "merge keys ('<<') are not supported")
             top.key, top.skip_next = key, True
             return
@@ -313,7 +313,7 @@ class _Builder:
         tag = event.tag
         text = event.value
         if tag is None or tag == "!":
-            if event.style is not None or not event.implicit[0] or tag == "!":
+            if event.style or not event.implicit[0] or tag == "!":  # libyaml gives plain scalars style ''
                 return text
             tag = _resolve_plain(text)
             if tag == _STR:

@@ -10,21 +10,33 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from ir.adapters.alerts import RulesFile, is_race, ledger_of, list_alerts
+from ir.adapters.alerts import RulesFile, is_race, ledger_of, list_alerts, release_thread_connection
 from ir.app.alerts import Alert, AlertIntake, IntakeResult
 from ir.app.permissions import authorize
 from ir.app.signin import Principal
 from ir.entrypoints.http.auth import Caller, Core
 
-router = APIRouter(prefix="/api", tags=["alerts"])
+
+@asynccontextmanager
+async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
+    """On shutdown, before the application's own: the intake's writer finishes what is queued and stops."""
+    yield
+    found = getattr(api.state, "alert_intake", None)
+    if isinstance(found, AlertIntake):
+        await run_in_threadpool(found.close)
+
+
+router = APIRouter(prefix="/api", tags=["alerts"], lifespan=_lifespan)
 
 MAX_ALERTS = 5000  # per webhook (Alertmanager: max_alerts in the receiver keeps a storm's webhooks under it)
 MAX_LABELS = 200
@@ -170,6 +182,7 @@ def intake(request: Request) -> AlertIntake:
                     rules=RulesFile(core.settings.alert_rules, playbooks=core.library),
                     after_commit=core.handlers.after_commit,  # the same hooks as every command's
                     races=is_race,
+                    release=lambda: release_thread_connection(core.db),
                 )
                 request.app.state.alert_intake = found
     assert isinstance(found, AlertIntake)

@@ -54,7 +54,7 @@ class App:
     def appender(self) -> GroupCommitAppender:
         """Stand-alone audit records (sign-ins, refusals, machine acts), group-committed; started on first use."""
         if self._appender is None:
-            self._appender = GroupCommitAppender(self.db, on_commit=self.audit.wake)
+            self._appender = GroupCommitAppender(self.db, on_commit=self.audit.seal_after_commit)
         return self._appender
 
     def close(self) -> None:

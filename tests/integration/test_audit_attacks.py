@@ -970,10 +970,13 @@ def _pg_admin() -> Iterator[Connection]:
 def test_bodies_or_keys_moved_before_sealing_are_sealed_but_do_not_decrypt(app: App, clock: SimulatedClock) -> None:
     """Between commit and seal an attacker swaps two bodies and relabels a third record's key: the
     sealer chains what it finds (the keyless check passes), but nothing moved decrypts."""
-    for n in range(3):
-        app.appender.append(action="a", actor="x", subject="s", payload={"n": n}, at=clock.now())
+    # written in a command's own transaction (the appender seals its records at once)
     november = clock.now() + timedelta(days=40)  # another month: another data key
-    app.appender.append(action="b", actor="x", subject="s", payload={}, at=november)
+    with app.db.uow() as uow:
+        for n in range(3):
+            uow.audit.record(action="a", actor="x", subject="s", payload={"n": n}, at=clock.now())
+        uow.audit.record(action="b", actor="x", subject="s", payload={}, at=november)
+        uow.commit()
     with app.db.engine.connect() as conn:
         conn.info[WRITE] = True
         with conn.begin():

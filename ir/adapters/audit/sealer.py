@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, insert, select, upda
 
 from ir.adapters.audit import record_format
 from ir.adapters.audit.merkle import EMPTY_ROOT, CompactRange
+from ir.adapters.db import sqlite_fast
 from ir.adapters.db.engine import WRITE
 from ir.adapters.db.tables import audit_checkpoints, audit_heads, audit_records
 from ir.domain.clocks import Clock
@@ -30,6 +31,9 @@ _SEAL = (
     .where(audit_records.c.id == bindparam("b_id"))
     .values(seq=bindparam("b_seq"), prev_hash=bindparam("b_prev"), entry_hash=bindparam("b_hash"))
 )
+
+
+_SQLITE_SEAL = sqlite_fast.compiled(_SEAL)
 
 
 def load_range(size: int, blob: bytes) -> CompactRange:
@@ -124,7 +128,11 @@ class Sealer:
                     frontier.append(entry)
                     last = entry
                     size += 1
-                conn.execute(_SEAL, params)
+                raw = sqlite_fast.driver(conn)
+                if raw is not None:  # straight to the driver, as the command path does
+                    raw.executemany(_SQLITE_SEAL, params)
+                else:
+                    conn.execute(_SEAL, params)
                 conn.execute(
                     update(audit_heads)
                     .where(audit_heads.c.log_id == self.log_id)

@@ -62,6 +62,7 @@ class Keyring:
         self._current: str
         self._env_id: str | None = None
         self._current_mtime = -1
+        self._subject_key: bytes | None = None
         if env_value:
             raw = base64.b64decode(env_value)
             if len(raw) != 32:
@@ -147,10 +148,13 @@ class Keyring:
     def subject_key(self) -> bytes:
         """The key of the HMAC turning a subject id into its reference. Derived from the first KEK ever
         made, so references stay the same across rotations: kept in its own file."""
+        if self._subject_key is not None:  # written once, never changed: read it once per process
+            return self._subject_key
         path = os.path.join(self.folder, "subject-ref.key")
         if not os.path.exists(path):
             _write_secret(path, hmac.new(self.current.key, b"ir subject reference v1", hashlib.sha256).digest())
-        return _read_secret(path)
+        self._subject_key = _read_secret(path)
+        return self._subject_key
 
     # -- rotation -------------------------------------------------------------------------------------
 

@@ -178,6 +178,25 @@ def test_a_disabled_user_loses_sessions_and_tokens(server: Server) -> None:
     assert server.login(server.browser(), user).status_code == 200
 
 
+def test_a_new_password_signs_out_every_other_session(server: Server) -> None:
+    user, mine, stolen = server.user(), server.browser(), server.browser()
+    csrf = server.login(mine, user).json()["csrf"]
+    server.login(stolen, user)
+    changed = mine.post(
+        "/api/auth/password",
+        json={"current_password": PASSWORD, "new_password": "a much newer passphrase"},
+        headers={"x-csrf-token": csrf},
+    )
+    assert changed.status_code == 200, changed.text
+    assert mine.get("/api/me").status_code == 200  # the session that made the change stays
+    problem(stolen.get("/api/me"), 401)  # whoever knew the old password is out
+    again = server.browser()
+    server.login(again, user, "a much newer passphrase")
+    assert server.client.post(f"/api/users/{user}/reset", headers=server.admin).status_code == 200
+    problem(mine.get("/api/me"), 401)  # a reset by an administrator ends them all
+    problem(again.get("/api/me"), 401)
+
+
 def test_token_scopes_expiry_and_revocation(server: Server) -> None:
     user, iid = server.user(), server.incident()
     _id, reader = server.token(user, ["read"])

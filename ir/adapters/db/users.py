@@ -123,8 +123,16 @@ class SqlUsers:
         assert found is not None
         return found
 
-    def set_password(self, user_id: str, password: str, *, must_change: bool = False) -> None:
+    def set_password(
+        self, user_id: str, password: str, *, must_change: bool = False, keep_session: str | None = None
+    ) -> None:
+        """A new password ends every other open session of the user: whoever knew the old one is signed
+        out. `keep_session` is the session making the change, which stays signed in."""
         self._require(user_id)
+        others = and_(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+        if keep_session is not None:
+            others = and_(others, sessions.c.id != keep_session)
+        self.conn.execute(update(sessions).where(others).values(revoked_at=self.now))
         self.conn.execute(
             update(users)
             .where(users.c.id == user_id)

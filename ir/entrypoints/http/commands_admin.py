@@ -74,7 +74,7 @@ def change_password(body: PasswordIn, principal: Caller, core: Core, request: Re
                 if outcome == "locked"
                 else "the current password is wrong"
             )
-        uow.users.set_password(user_id, body.new_password, must_change=False)
+        uow.users.set_password(user_id, body.new_password, must_change=False, keep_session=principal.session_id)
         uow.audit.record(
             action="user.password",
             actor=user_id,

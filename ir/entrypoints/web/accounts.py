@@ -140,7 +140,7 @@ def _change(request: Request, user: Principal, current: str, new: str, confirm: 
                 raise NotAuthenticated(translate(lg, "password.wrong_current"))
             if current == new:
                 raise InvalidInput(translate(lg, "password.same"), field="new")
-        uow.users.set_password(user.actor.id, new, must_change=False)
+        uow.users.set_password(user.actor.id, new, must_change=False, keep_session=user.session_id)
         uow.audit.record(
             action="user.password",
             actor=user.actor.id,

@@ -129,10 +129,7 @@ class SqlUsers:
         """A new password ends every other open session of the user: whoever knew the old one is signed
         out. `keep_session` is the session making the change, which stays signed in."""
         self._require(user_id)
-        others = and_(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
-        if keep_session is not None:
-            others = and_(others, sessions.c.id != keep_session)
-        self.conn.execute(update(sessions).where(others).values(revoked_at=self.now))
+        self._end_sessions(user_id, keep=keep_session)
         self.conn.execute(
             update(users)
             .where(users.c.id == user_id)
@@ -149,16 +146,18 @@ class SqlUsers:
         self._require(user_id)
         self.conn.execute(update(users).where(users.c.id == user_id).values(disabled=disabled, updated_at=self.now))
         if disabled:
-            self.conn.execute(
-                update(sessions)
-                .where(and_(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None)))
-                .values(revoked_at=self.now)
-            )
+            self._end_sessions(user_id)
             self.conn.execute(
                 update(api_tokens)
                 .where(and_(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None)))
                 .values(revoked_at=self.now)
             )
+
+    def _end_sessions(self, user_id: str, *, keep: str | None = None) -> None:
+        open_ones = and_(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+        if keep is not None:
+            open_ones = and_(open_ones, sessions.c.id != keep)
+        self.conn.execute(update(sessions).where(open_ones).values(revoked_at=self.now))
 
     def set_roles(self, user_id: str, roles: list[str]) -> None:
         self._require(user_id)

@@ -13,12 +13,11 @@ import click
 @click.option("--port", type=int, help="default: IR_PORT or 8000")
 def serve(host: str | None, port: int | None) -> None:
     """Serve the API (/api, OpenAPI at /docs), the console and, on the embedded default, the timers."""
-    import uvicorn
-
     from ir.adapters.db.engine import make_engine
     from ir.adapters.db.schema import require_migrated
     from ir.config import Settings
     from ir.entrypoints.http.app import create_app
+    from ir.entrypoints.http.serving import serve as serve_until_stopped
 
     settings = Settings()
     require_migrated(make_engine(settings.database_url))
@@ -30,7 +29,9 @@ def serve(host: str | None, port: int | None) -> None:
         "`ir users reset admin` gives a new one). Ctrl-C stops the server.",
         err=True,
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=20)
+    if not serve_until_stopped(create_app(settings), host=host, port=port, grace=20):
+        raise click.ClickException(f"the server could not start on {host}:{port} / 无法在 {host}:{port} 启动服务")
+    click.echo("ir: stopped / 已停止", err=True)
 
 
 @click.group()

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ir.adapters.changes import change_feed
 from ir.bootstrap import App, build
 from ir.config import Settings
 from ir.domain.errors import IrError
@@ -60,10 +61,16 @@ def create_app(settings: Settings | None = None, *, app: App | None = None, back
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         core = app or build(settings)
         api.state.core = core
-        api.state.broadcaster = broadcaster
-        core.handlers.after_commit.append(
-            lambda outcome: broadcaster.publish(Change(outcome.incident_id, outcome.version))
+        broadcaster.open()
+        # this process's commits at once, first of the after-commit hooks; every process's from the feed
+        core.handlers.after_commit.insert(
+            0, lambda outcome: broadcaster.publish(Change(outcome.incident_id, outcome.version))
         )
+        feed = change_feed(
+            core.settings.database_url,
+            publish=lambda incident, version: broadcaster.publish(Change(incident, version)),
+        )
+        feed.start()
         ensure_admin(core)
         stop = threading.Event()
         if background:
@@ -82,6 +89,8 @@ def create_app(settings: Settings | None = None, *, app: App | None = None, back
         try:
             yield
         finally:
+            broadcaster.close()  # live streams end (`ir serve` does this as soon as it is told to stop)
+            feed.stop()
             stop.set()
             if "timer" in state:
                 state["timer"].join(timeout=10)
@@ -98,6 +107,7 @@ def create_app(settings: Settings | None = None, *, app: App | None = None, back
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
+    api.state.broadcaster = broadcaster
     api.add_exception_handler(IrError, problems.ir_error)
     api.add_exception_handler(RequestValidationError, problems.validation_error)
     api.add_exception_handler(StarletteHTTPException, problems.http_error)

@@ -1,7 +1,12 @@
 """Live updates: each committed change is announced to the consoles watching (Server-Sent Events).
 
-In one process a broadcaster fans the announcement out to every subscriber's queue; the queues are
-bounded, and a subscriber that falls behind only misses intermediate versions (it reloads the latest).
+A broadcaster fans each announcement out to every subscriber's queue. Announcements come from two
+places: this process's own commits (an after-commit hook, at once) and the change feed, which sees the
+commits of every process on the same database (the command line, other `ir serve` processes; see
+ir/adapters/changes). Each incident's version is announced once: an announcement of a version already
+announced (this process's own commit, seen again by the feed) is dropped. The queues are bounded, and a
+subscriber that falls behind only misses intermediate versions (it reloads the latest). Closing the
+broadcaster (when the server stops) ends every stream.
 """
 
 from __future__ import annotations
@@ -20,32 +25,58 @@ class Change:
 
 class Broadcaster:
     def __init__(self) -> None:
-        self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Change]]] = set()
+        self._subscribers: dict[asyncio.Queue[Change | None], asyncio.AbstractEventLoop] = {}
+        self._announced: dict[int, int] = {}  # incident -> the latest version announced
         self._lock = threading.Lock()
+        self._closed = False
 
-    def subscribe(self) -> asyncio.Queue[Change]:
-        queue: asyncio.Queue[Change] = asyncio.Queue(maxsize=64)
+    def subscribe(self) -> asyncio.Queue[Change | None]:
+        """A queue of changes; None in it means the server is stopping (the stream ends)."""
+        queue: asyncio.Queue[Change | None] = asyncio.Queue(maxsize=64)
         with self._lock:
-            self._subscribers.add((asyncio.get_running_loop(), queue))
+            if self._closed:
+                queue.put_nowait(None)
+            else:
+                self._subscribers[queue] = asyncio.get_running_loop()
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[Change]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[Change | None]) -> None:
         with self._lock:
-            self._subscribers = {s for s in self._subscribers if s[1] is not queue}
+            self._subscribers.pop(queue, None)
 
     @property
     def count(self) -> int:
         return len(self._subscribers)
 
     def publish(self, change: Change) -> None:
-        """Thread-safe: called after a commit, from whatever thread committed."""
+        """Thread-safe: called after a commit, from whatever thread committed or the change feed's.
+        A version already announced (or announced later) is dropped."""
         with self._lock:
-            subscribers = list(self._subscribers)
-        for loop, queue in subscribers:
-            loop.call_soon_threadsafe(_offer, queue, change)
+            if self._closed or change.version <= self._announced.get(change.incident_id, 0):
+                return
+            self._announced[change.incident_id] = change.version
+            subscribers = list(self._subscribers.items())
+        for queue, loop in subscribers:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: its subscriber is gone
+                loop.call_soon_threadsafe(_offer, queue, change)
+
+    def open(self) -> None:
+        """Accept subscribers again (the application started anew after a stop)."""
+        with self._lock:
+            self._closed = False
+
+    def close(self) -> None:
+        """End every stream (the server is stopping); later subscribers' streams end at once."""
+        with self._lock:
+            self._closed = True
+            subscribers = list(self._subscribers.items())
+            self._subscribers.clear()
+        for queue, loop in subscribers:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_offer, queue, None)
 
 
-def _offer(queue: asyncio.Queue[Change], change: Change) -> None:
+def _offer(queue: asyncio.Queue[Change | None], change: Change | None) -> None:
     if queue.full():
         with contextlib.suppress(asyncio.QueueEmpty):
             queue.get_nowait()  # drop the oldest: the newest version is what a console needs

@@ -209,6 +209,8 @@ async def stream(principal: Caller, request: Request, incident: int | None = Non
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
+                if change is None:
+                    return  # the server is stopping: the browser reconnects to the next one
                 if incident is not None and change.incident_id != incident:
                     continue
                 data = json.dumps({"incident": change.incident_id, "version": change.version})

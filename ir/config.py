@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     org_lei: str | None = None
     catalogue_file: str = Field(default_factory=_default_catalogue_factory)
     alert_rules: str = Field(default_factory=lambda: _near("alerts/rules.yaml"))  # alerts -> playbooks (docs/alerts.md)
+    # the public status page and its CAP alerts (docs/status-page.md)
+    status_sender: str = "ir@localhost"  # CAP <sender>: the organisation's identifier, e.g. status@example.com
+    status_url: str | None = None  # the page's public address (CAP <web>, the feeds' links); else as requested
+    status_area_zh: str = "服务区域"  # the area an update names when its author names none
+    status_area_en: str = "Service area"
 
     @classmethod
     def settings_customise_sources(

@@ -51,6 +51,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "report.draft": frozenset({"commander", "communications", "auditor"}),
     "report.judge": frozenset({"commander"}),
     "report.submit": frozenset({"commander", "communications"}),
+    "status.publish": frozenset({"commander", "communications"}),  # the public status page and its CAP alerts
     "alert.intake": frozenset({"commander"}),  # a machine user sending alerts (opens incidents in triage)
     "incident.read": frozenset({"commander", "responder", "communications", "observer", "auditor"}),
 }

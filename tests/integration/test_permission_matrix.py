@@ -327,6 +327,17 @@ ACTS: dict[str, Act] = {
     "reports/draft": Act("report.draft", lambda api: on(fresh(api), "GET", "/reports/cn-cac-2025/initial")),
     "reports/submit": Act("report.submit", _fileable),
     "reveal": Act("personal.reveal", _personal_note),
+    # the public status page
+    "status/publish": Act(
+        "status.publish",
+        lambda api: on(
+            fresh(api),
+            "POST",
+            "/status-updates",
+            json={"title_zh": "标题", "title_en": "Title", "message_zh": "说明", "message_en": "Message"},
+        ),
+    ),
+    "status/list": Act("incident.read", lambda api: on(fresh(api), "GET", "/status-updates")),
     # the playbook library
     "playbooks/list": Act("incident.read", lambda api: Call("GET", "/api/playbooks", {})),
     "playbooks/show": Act("incident.read", lambda api: Call("GET", "/api/playbooks/ddos?level=II", {})),

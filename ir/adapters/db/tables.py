@@ -326,3 +326,36 @@ alert_groups = Table(
     Column("opened_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# The public status page (docs/status-page.md): what the communications role published for the public,
+# one row per update, apart from the incident's events so the public side reads nothing else of an
+# incident. Each row keeps its CAP 1.2 alert exactly as published (cap_xml, validated when written).
+status_updates = Table(
+    "status_updates",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("public_ref", String(32), nullable=False),  # the incident's public reference, not its number
+    Column("seq", Integer, nullable=False),  # 1, 2, … within the incident
+    Column("mode", String(8), nullable=False),  # real | drill | test, as the incident's when published
+    Column("title_zh", String(200), nullable=False),
+    Column("title_en", String(200), nullable=False),
+    Column("message_zh", Text, nullable=False),
+    Column("message_en", Text, nullable=False),
+    Column("area_zh", String(200), nullable=False),
+    Column("area_en", String(200), nullable=False),
+    Column("instruction_zh", Text),
+    Column("instruction_en", Text),
+    Column("eta", UTCDateTime),  # the restoration estimate
+    Column("warning", String(8)),  # the incident's warning level when published
+    Column("level", String(3)),  # the incident's response level when published
+    Column("resolved", Boolean, nullable=False),
+    Column("published_at", UTCDateTime, nullable=False),
+    Column("published_by", String(200), nullable=False),
+    Column("cap_identifier", String(80), nullable=False, unique=True),
+    Column("cap_msg_type", String(8), nullable=False),  # Alert | Update | Cancel
+    Column("cap_sent", String(32), nullable=False),  # as written in the alert, with its offset
+    Column("cap_xml", Text, nullable=False),
+    UniqueConstraint("incident_id", "seq", name="uq_status_updates_seq"),
+    Index("ix_status_updates_published", "mode", "published_at"),
+)

@@ -53,6 +53,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "add-playbook": ("ir.entrypoints.cli.emergency_commands", "add_playbook"),
     "resources": ("ir.entrypoints.cli.emergency_commands", "resources"),
     "contacts": ("ir.entrypoints.cli.emergency_commands", "contacts"),
+    "status-page": ("ir.entrypoints.cli.status_page_commands", "status_page"),
 }
 
 

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ir.app.signin import Principal
 from ir.domain.errors import IrError, NotPermitted
-from ir.entrypoints.web import accounts, forms, pages
+from ir.entrypoints.web import accounts, forms, pages, status_page
 from ir.entrypoints.web.errors import error_line, error_page
 from ir.entrypoints.web.i18n import translate
 from ir.entrypoints.web.rendering import STATIC
@@ -40,6 +40,7 @@ def _is_console(request: Request) -> bool:
 def install(api: FastAPI) -> None:
     """The console's routes, its static files, and how it answers a visitor who may not do something."""
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    status_page.install(api)  # the public page (no sign-in) and its form, before the console's /incidents/{id}/{act}
     api.include_router(accounts.router)
     api.include_router(pages.router)
     api.include_router(forms.router)

@@ -148,6 +148,7 @@ def _board_context(request: Request, user: Principal, incident_id: int) -> dict[
         "sitreps",
         "links",
         "clocks",
+        "status",
         *(s["anchor"] for s in context["steps"]),
     }
     with app.db.uow() as uow:

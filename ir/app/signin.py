@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict, deque
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from ir.app.ports import UnitOfWorkFactory
+from ir.app.ports import UnitOfWorkFactory, Users
 from ir.domain.clocks import Clock
 from ir.domain.commands import Actor
 from ir.domain.errors import IrError, NotAuthenticated, NotPermitted
@@ -46,6 +48,8 @@ class SignIn:
     clock: Clock
     appender: Appender
     session_ttl: timedelta = timedelta(hours=12)
+    reader: Callable[[], AbstractContextManager[Users]] | None = None  # yields the users, read only
+    touch_every: timedelta = timedelta(minutes=1)  # how often a token's last use is written
     lock_after: int = 5
     lock_for: timedelta = timedelta(minutes=15)
     per_source_per_minute: int = 10
@@ -122,9 +126,19 @@ class SignIn:
             must_change_password=user.must_change_password,
         )
 
+    @contextmanager
+    def _reading(self) -> Iterator[Users]:
+        """Users read without a write transaction (a sign-in check must not queue behind writers)."""
+        if self.reader is None:
+            with self.uow() as uow:
+                yield uow.users
+            return
+        with self.reader() as users:
+            yield users
+
     def session(self, session_id: str) -> Principal:
-        with self.uow() as uow:
-            found = uow.users.session(session_id)
+        with self._reading() as users:
+            found = users.session(session_id)
         if found is None:
             raise NotAuthenticated("sign in again: the session has ended")
         user, csrf = found
@@ -152,17 +166,23 @@ class SignIn:
             uow.commit()
 
     def token(self, secret: str, *, source: str) -> Principal:
-        with self.uow() as uow:
-            found = uow.users.token(secret)
+        """The principal of an API token. Its last use is recorded, at most once per `touch_every`."""
+        with self._reading() as users:
+            found = users.find_token(secret)
         if found is None:
             self._audit_failure(source, "token", "bad token", self.clock.now())
             raise NotAuthenticated("the API token is unknown, expired or revoked")
-        user, scopes, _token_id = found
+        now = self.clock.now()
+        if found.last_used_at is None or now - found.last_used_at >= self.touch_every:
+            with self.uow() as uow:
+                if uow.users.touch_token(found.id, every=self.touch_every):
+                    uow.commit()
+        user = found.user
         return Principal(
             Actor(user.id, user.roles),
             user.display_name,
             user.lang,
-            scopes=scopes,
+            scopes=found.scopes,
             must_change_password=user.must_change_password,
         )
 

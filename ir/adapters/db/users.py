@@ -11,7 +11,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from ir.adapters.db.tables import api_tokens, sessions, users
 from ir.domain.errors import InvalidInput, InvalidTransition, NotFound
@@ -37,6 +37,14 @@ class User:
     must_change_password: bool
     failed_attempts: int
     locked_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMatch:
+    user: User
+    scopes: frozenset[str]
+    id: str
+    last_used_at: datetime | None
 
 
 def _user(row: Any) -> User:
@@ -247,7 +255,8 @@ class SqlUsers:
         )
         return token_id, secret
 
-    def token(self, secret: str) -> tuple[User, frozenset[str], str] | None:
+    def find_token(self, secret: str) -> TokenMatch | None:
+        """The live token with this secret (not revoked, not expired, its user enabled), read only."""
         row = self.conn.execute(
             select(api_tokens).where(
                 and_(api_tokens.c.token_hash == token_hash(secret), api_tokens.c.revoked_at.is_(None))
@@ -258,7 +267,26 @@ class SqlUsers:
         user = self.get(row.user_id)
         if user is None or user.disabled:
             return None
-        return user, frozenset(row.scopes.split(",")), str(row.id)
+        return TokenMatch(user, frozenset(row.scopes.split(",")), str(row.id), row.last_used_at)
+
+    def token(self, secret: str) -> tuple[User, frozenset[str], str] | None:
+        found = self.find_token(secret)
+        return (found.user, found.scopes, found.id) if found else None
+
+    def touch_token(self, token_id: str, *, every: timedelta) -> bool:
+        """Record that the token was used now, unless that was recorded less than `every` ago (so a busy
+        token costs one write a minute, not one per request; concurrent requests write it once)."""
+        done = self.conn.execute(
+            update(api_tokens)
+            .where(
+                and_(
+                    api_tokens.c.id == token_id,
+                    or_(api_tokens.c.last_used_at.is_(None), api_tokens.c.last_used_at <= self.now - every),
+                )
+            )
+            .values(last_used_at=self.now)
+        )
+        return bool(done.rowcount)
 
     def revoke_token(self, token_id: str) -> None:
         done = self.conn.execute(
@@ -278,6 +306,7 @@ class SqlUsers:
             api_tokens.c.created_at,
             api_tokens.c.expires_at,
             api_tokens.c.revoked_at,
+            api_tokens.c.last_used_at,
         )
         if user_id:
             query = query.where(api_tokens.c.user_id == user_id)

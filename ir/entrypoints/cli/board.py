@@ -25,6 +25,7 @@ _L = {
     "triage": Text("研判中（未定级）", "triage (no level declared)"),
     "steps": Text("步骤", "Steps"),
     "deadlines": Text("时限", "Deadlines"),
+    "no_deadlines": Text("没有待办时限", "no deadlines running"),
     "recovery": Text("恢复目标", "Recovery"),
     "left": Text("剩余", "left"),
     "late": Text("超时", "late"),
@@ -181,13 +182,29 @@ def render_board(view: dict[str, Any], *, lang: str, color: bool) -> str:
         out.append("")
         out.append(f"{_t('deadlines', lang)}:")
         for d in due_items:
-            colour = _STATE_COLOURS.get(d["state"])
-            when = (
-                f"{_t('late', lang)} {span(d['late_by_s'])}"
-                if d["late_by_s"]
-                else f"{span(d['left_s'])} {_t('left', lang)}"
-                if d["left_s"] is not None
-                else d["state"]
-            )
-            out.append(paint(f"  {d['state']:<9} {local_time(d['due_at'])}  {when:<14} {d['title']}", colour))
+            out.append(paint(_deadline_line(d, lang), _STATE_COLOURS.get(d["state"])))
+    return "\n".join(out)
+
+
+def _deadline_line(d: dict[str, Any], lang: str) -> str:
+    when = (
+        f"{_t('late', lang)} {span(d['late_by_s'])}"
+        if d["late_by_s"]
+        else f"{span(d['left_s'])} {_t('left', lang)}"
+        if d["left_s"] is not None
+        else d["state"]
+    )
+    return f"  {d['state']:<9} {local_time(d['due_at'])}  {when:<14} {d['title']}"
+
+
+def render_deadlines(rows: list[dict[str, Any]], *, lang: str, color: bool) -> str:
+    """`ir deadlines`: one line a deadline, as the board shows them, with its kind and role."""
+    if not rows:
+        return _t("no_deadlines", lang)
+    out = [f"{_t('deadlines', lang)}:"]
+    for d in rows:
+        role = f" [{d['role']}]" if d.get("role") else ""
+        line = f"{_deadline_line(d, lang)}  ({d['kind']}{role})"
+        colour = _STATE_COLOURS.get(d["state"])
+        out.append(click.style(line, fg=colour) if color and colour else line)
     return "\n".join(out)

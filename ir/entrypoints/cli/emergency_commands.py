@@ -9,6 +9,7 @@ import click
 
 from ir.domain import commands as c
 from ir.domain.errors import NotFound
+from ir.entrypoints.cli.backend import backend
 from ir.entrypoints.cli.incident_commands import _actor, _app, _instant, _run
 from ir.entrypoints.cli.options import json_option
 
@@ -137,12 +138,7 @@ def log_(
 ) -> None:
     """The incident log: add a decision, an observation or a message received; or list the log."""
     if category is None:
-        from ir.app.views import board
-
-        app = _app()
-        with app.db.read() as repo:
-            inc = repo.get(incident_id)
-        entries = board(inc, inc.now(app.clock.now()), lang="zh-CN", calendar_for=None)["log"]
+        entries = backend().board(incident_id, lang="zh-CN")["log"]
         if as_json:
             click.echo(json.dumps(entries, ensure_ascii=False))
         for e in [] if as_json else entries:
@@ -347,7 +343,7 @@ def request(
         as_json,
     )
     if not as_json:
-        req = getattr(out.events[0], "request", "?")
+        req = out.events[0].get("request", "?")
         click.echo(
             f"incident {incident_id}: request {req} ({kind} → {destination}); allocate with "
             f"ir resources allocate {incident_id} {req}"
@@ -365,7 +361,7 @@ def allocate(incident_id: int, request_id: str, units: tuple[str, ...], as_json:
         c.AllocateResource(actor=_actor(), incident_id=incident_id, request=request_id, units=list(units)), as_json
     )
     if not as_json:
-        chosen = getattr(out.events[0], "units", {})
+        chosen = out.events[0].get("units", {})
         click.echo(f"incident {incident_id}: {request_id} ← {', '.join(chosen)}")
 
 

@@ -14,21 +14,23 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ir.domain.errors import InvalidInput
+from ir.entrypoints.cli.backend import Done, backend, local_app
 from ir.entrypoints.cli.options import json_option, lang_option
 
 if TYPE_CHECKING:
-    from ir.app.handlers import Outcome
     from ir.bootstrap import App
     from ir.domain.commands import Actor, Command
+    from ir.domain.text import Lang
 
 
 def _app() -> App:
-    """The application for this command; when the command ends, its audit records are sealed."""
-    from ir.bootstrap import build
+    """The application on this machine's database (refused with --server); its audit records are sealed
+    when the command ends."""
+    return local_app()
 
-    app = build()
-    click.get_current_context().call_on_close(app.close)
-    return app
+
+def _lang(lang: str) -> Lang:
+    return "en" if lang == "en" else "zh-CN"
 
 
 def _actor() -> Actor:
@@ -55,20 +57,15 @@ def _instant(text: str | None, what: str) -> datetime | None:
     return value
 
 
-def _run(command: Command, as_json: bool, message: str | None = None) -> Outcome:
-    app = _app()
-    outcome = app.handlers.handle(command)
+def _run(command: Command, as_json: bool, message: str | None = None) -> Done:
+    """Hand the command to the backend (this machine's database, or the server) and say what it did."""
+    outcome = backend().handle(command)
     if as_json:
-        from ir.domain.events import event_to_dict
-
         click.echo(
             json.dumps(
-                {
-                    "incident": outcome.incident_id,
-                    "version": outcome.version,
-                    "events": [{"kind": e.kind, **event_to_dict(e)} for e in outcome.events],
-                },
+                {"incident": outcome.incident_id, "version": outcome.version, "events": outcome.events},
                 ensure_ascii=False,
+                default=str,
             )
         )
     elif message:
@@ -149,11 +146,7 @@ def open_(
 @json_option
 def incidents(open_only: bool, as_json: bool) -> None:
     """List incidents."""
-    from ir.adapters.db.queries import list_incidents
-
-    app = _app()
-    with app.db.connection() as conn:
-        rows = list_incidents(conn, open_only=open_only)
+    rows = backend().incidents(open_only=open_only)
     if as_json:
         click.echo(json.dumps(rows, default=_iso, ensure_ascii=False))
         return
@@ -176,14 +169,9 @@ def incidents(open_only: bool, as_json: bool) -> None:
 @lang_option
 def status(incident_id: int, as_json: bool, lang: str) -> None:
     """The incident's board: level, RTO left, steps by state, deadlines with countdowns."""
-    from ir.app.views import board
-    from ir.bootstrap import calendar_for
     from ir.entrypoints.cli.board import render_board
 
-    app = _app()
-    with app.db.read() as repo:
-        inc = repo.get(incident_id)
-    view = board(inc, inc.now(app.clock.now()), lang="en" if lang == "en" else "zh-CN", calendar_for=calendar_for)
+    view = backend().board(incident_id, lang=_lang(lang))
     if as_json:
         click.echo(json.dumps(view, ensure_ascii=False))
     else:
@@ -221,13 +209,13 @@ def step(
     from ir.domain import commands as c
 
     actor = _actor()
-    app = _app()
-    outcomes: list[Outcome] = []
+    where = backend()
+    outcomes: list[Done] = []
     for path in evidence:
         data = Path(path).read_bytes()
         media = mimetypes.guess_type(path)[0] or "application/octet-stream"
         outcomes.append(
-            app.handlers.handle(
+            where.handle(
                 c.AttachEvidence(
                     actor=actor,
                     incident_id=incident_id,
@@ -262,7 +250,7 @@ def step(
         if item is None:
             raise InvalidInput("say which checklist item: --item N")
         command = c.CheckItem(**base, item=item, checked=act == "check")
-    outcome = app.handlers.handle(command)
+    outcome = where.handle(command)
     outcomes.append(outcome)
     if as_json:
         click.echo(
@@ -270,7 +258,7 @@ def step(
                 {
                     "incident": incident_id,
                     "version": outcome.version,
-                    "events": [e.kind for o in outcomes for e in o.events],
+                    "events": [e["kind"] for o in outcomes for e in o.events],
                 }
             )
         )
@@ -349,46 +337,22 @@ def clock(incident_id: int, name: str, instant: str | None, reason: str | None, 
 @json_option
 def classify(incident_id: int, as_json: bool) -> None:
     """Evaluate the level criteria on the current facts and suggest a level."""
-    from ir.domain.decisions import classify as run
-
-    app = _app()
-    with app.db.read() as repo:
-        inc = repo.get(incident_id)
-    result = run(inc)
+    result = backend().classify(incident_id)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "suggested": result.suggested.value if result.suggested else None,
-                    "current": inc.level.value if inc.level else None,
-                    "missing_facts": sorted(result.missing),
-                    "levels": [
-                        {
-                            "level": v.level.value,
-                            "holds": v.holds,
-                            "missing": sorted(v.missing),
-                            "criteria": v.criteria,
-                        }
-                        for v in result.verdicts
-                    ],
-                }
-            )
-        )
+        click.echo(json.dumps(result, ensure_ascii=False))
         return
-    for v in result.verdicts:
-        mark = {True: "yes", False: "no", None: "unknown"}[v.holds]
-        missing = f"  (missing: {', '.join(sorted(v.missing))})" if v.missing else ""
-        click.echo(f"  {v.level.value:<3} {mark:<7} {v.criteria}{missing}")
-    if result.suggested:
-        current = f" (current: {inc.level.value})" if inc.level else ""
-        click.echo(
-            f"suggested level: {result.suggested.value}{current}; declare it with: ir level {incident_id} "
-            f"{result.suggested.value}"
-        )
+    for v in result["levels"]:
+        mark = {True: "yes", False: "no", None: "unknown"}[v["holds"]]
+        missing = f"  (missing: {', '.join(v['missing'])})" if v["missing"] else ""
+        click.echo(f"  {v['level']:<3} {mark:<7} {v['criteria']}{missing}")
+    suggested, current = result["suggested"], result["current"]
+    if suggested:
+        now = f" (current: {current})" if current else ""
+        click.echo(f"suggested level: {suggested}{now}; declare it with: ir level {incident_id} {suggested}")
     else:
         click.echo("no level's criteria hold on the current facts")
-    if result.missing:
-        click.echo(f"facts that would decide a more severe level: {', '.join(sorted(result.missing))}")
+    if result["missing_facts"]:
+        click.echo(f"facts that would decide a more severe level: {', '.join(result['missing_facts'])}")
 
 
 @click.command()
@@ -459,8 +423,7 @@ def note(incident_id: int, text: str, step_id: str | None, about: str | None, as
 @click.option("--reason", help="why you need to see it (recorded)")
 def reveal(incident_id: int, fact: str | None, note_number: int | None, reason: str | None) -> None:
     """Reveal masked personal data: a recorded act, for those allowed."""
-    app = _app()
-    click.echo(app.personal.reveal(_actor(), incident_id, fact=fact, note=note_number, reason=reason))
+    click.echo(backend().reveal(incident_id, fact=fact, note=note_number, reason=reason))
 
 
 @click.command()
@@ -486,16 +449,30 @@ def notified(incident_id: int, notification_id: str, reference: str | None, as_j
 @json_option
 def timeline(incident_id: int, as_json: bool) -> None:
     """Every event of the incident, in order."""
-    from ir.app.views import timeline as build_timeline
     from ir.entrypoints.cli.board import local_time
 
-    app = _app()
-    with app.db.read() as repo:
-        repo.get(incident_id)
-        entries = build_timeline(repo.events(incident_id))
+    entries = backend().timeline(incident_id)
     if as_json:
         click.echo(json.dumps(entries, ensure_ascii=False, default=str))
         return
     for e in entries:
         data = " ".join(f"{k}={v}" for k, v in e["data"].items() if v not in (None, {}, [], False))
         click.echo(f"{e['seq']:>5}  {local_time(e['at'])}  {e['actor']:<20} {e['kind']:<24} {data}")
+
+
+@click.command()
+@click.argument("incident_id", type=int)
+@click.option("--all", "show_all", is_flag=True, help="also the deadlines met or not yet running")
+@json_option
+@lang_option
+def deadlines(incident_id: int, show_all: bool, as_json: bool, lang: str) -> None:
+    """Every deadline of the incident now (steps, notifications, regulators), soonest first, with countdowns."""
+    from ir.entrypoints.cli.board import render_deadlines
+
+    rows = backend().deadlines(incident_id, lang=_lang(lang))
+    if not show_all:
+        rows = [r for r in rows if r["state"] not in ("met", "waiting")]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    click.echo(render_deadlines(rows, lang=lang, color=sys.stdout.isatty()))

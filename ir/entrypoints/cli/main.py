@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ir.domain.errors import IrError
+from ir.domain.errors import InvalidInput, IrError
 
 _COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, attribute)
@@ -30,6 +30,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "note": ("ir.entrypoints.cli.incident_commands", "note"),
     "notified": ("ir.entrypoints.cli.incident_commands", "notified"),
     "timeline": ("ir.entrypoints.cli.incident_commands", "timeline"),
+    "deadlines": ("ir.entrypoints.cli.incident_commands", "deadlines"),
     "reveal": ("ir.entrypoints.cli.incident_commands", "reveal"),
     "db": ("ir.entrypoints.cli.admin_commands", "db"),
     "admin": ("ir.entrypoints.cli.admin_commands", "admin"),
@@ -73,10 +74,47 @@ class LazyGroup(click.Group):
         return command
 
 
+# What acts on this machine's database or files only: refused with --server (see docs/server.md).
+LOCAL_ONLY = {"db", "admin", "worker", "audit", "serve", "users", "contacts", "run-local"}
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ir")
-def cli() -> None:
+@click.option(
+    "--server",
+    envvar="IR_SERVER",
+    metavar="URL",
+    help="act on this ir server (IR_SERVER), as the API token's user; default: this machine's database",
+)
+@click.option(
+    "--token-file",
+    envvar="IR_TOKEN_FILE",
+    type=click.Path(dir_okay=False),
+    help="read the API token from this file (IR_TOKEN_FILE); better than --token, which others can see",
+)
+@click.option("--token", envvar="IR_TOKEN", metavar="TOKEN", help="the API token itself (IR_TOKEN)")
+@click.pass_context
+def cli(ctx: click.Context, server: str | None, token_file: str | None, token: str | None) -> None:
     """ir: incident response and emergency-plan runner / 应急预案执行与事件响应."""
+    from ir.entrypoints.cli.backend import Target, read_token
+
+    server = (server or "").strip() or None
+    if server is None:
+        explicit = [
+            f"--{name.replace('_', '-')}"
+            for name in ("token", "token_file")
+            if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+        ]
+        if explicit:
+            raise InvalidInput(f"{' and '.join(explicit)}: only with --server URL (or IR_SERVER), the server to act on")
+        ctx.obj = Target()
+        return
+    if ctx.invoked_subcommand in LOCAL_ONLY:
+        raise InvalidInput(
+            f"ir {ctx.invoked_subcommand} acts on this machine only and does not take --server "
+            f"(unset IR_SERVER to run it here) / 此命令只能在本机执行"
+        )
+    ctx.obj = Target(server=server, token=read_token(token_file) if token_file else (token or "").strip() or None)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -131,36 +131,146 @@ def reset(user_id: str) -> None:
     click.echo(f"one-time password for {user_id}: {password}")
 
 
-@users.command(name="token")
+class _TokenGroup(click.Group):
+    """`ir users token create|list|revoke`; `ir users token USER …` (the older form) is `create`."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["create", *args]
+        return super().resolve_command(ctx, args)
+
+
+@users.group(name="token", cls=_TokenGroup)
+def token() -> None:
+    """API tokens, for machines and for the command line against a server (--server, --token-file)."""
+
+
+def _scopes(scopes: str | None, scope: tuple[str, ...]) -> list[str]:
+    from ir.domain.errors import InvalidInput
+
+    chosen = [s.strip() for s in scopes.split(",")] if scopes else list(scope) or ["read", "write"]
+    chosen = list(dict.fromkeys(s for s in chosen if s))
+    bad = [s for s in chosen if s not in ("read", "write")]
+    if bad or not chosen:
+        raise InvalidInput(f"--scopes is read, write or read,write; got '{scopes}'", field="scopes")
+    return chosen
+
+
+def _ttl(expires: str | None, days: int | None) -> timedelta | None:
+    from ir.domain.durations import DurationError, parse_duration
+    from ir.domain.errors import InvalidInput
+
+    if expires is None:
+        return timedelta(days=90 if days is None else days) if days != 0 else None
+    if expires.strip().lower() in ("never", "0"):
+        return None
+    try:
+        found = parse_duration(expires)
+        ttl = found.as_timedelta()
+    except (DurationError, ValueError) as exc:
+        raise InvalidInput(f"--expires: {exc} (e.g. 30d, 12h, or never)", field="expires") from None
+    if not ttl:
+        raise InvalidInput("--expires: a token must live a while (e.g. 30d), or never expire (never)")
+    return ttl
+
+
+@token.command(name="create")
 @click.argument("user_id")
 @click.option("--name", default="", help="what the token is for")
-@click.option("--scope", "scopes", multiple=True, type=click.Choice(["read", "write"]), default=("read", "write"))
-@click.option("--days", type=int, default=90, show_default=True, help="valid for this many days (0: no expiry)")
-def token(user_id: str, name: str, scopes: tuple[str, ...], days: int) -> None:
-    """Issue an API token for a machine acting as this user (shown once; stored hashed)."""
+@click.option("--scopes", help="read, write or read,write (default: read,write)")
+@click.option("--scope", "scope", multiple=True, type=click.Choice(["read", "write"]), hidden=True)
+@click.option("--expires", help="valid for this long: 30d, 12h, … or never (default: 90d)")
+@click.option("--days", type=int, hidden=True, help="valid for this many days (0: no expiry)")
+@click.option("--json", "as_json", is_flag=True)
+def token_create(
+    user_id: str,
+    name: str,
+    scopes: str | None,
+    scope: tuple[str, ...],
+    expires: str | None,
+    days: int | None,
+    as_json: bool,
+) -> None:
+    """Issue an API token for a user (printed once, stored hashed). Administrators, on the server's machine."""
     from ir.entrypoints.cli.incident_commands import _actor, _app
 
+    chosen = _scopes(scopes, scope)
+    ttl = _ttl(expires, days)
     app = _app()
     with app.db.uow() as uow:
-        token_id, secret = uow.users.issue_token(
-            user_id, name=name, scopes=list(scopes), ttl=timedelta(days=days) if days else None
-        )
+        token_id, secret = uow.users.issue_token(user_id, name=name, scopes=chosen, ttl=ttl)
         uow.audit.record(
             action="token.issue",
             actor=_actor().id,
             subject=f"user:{user_id}",
-            payload={"token": token_id, "scopes": list(scopes), "days": days},
+            payload={"token": token_id, "scopes": chosen, "days": ttl.days if ttl else 0},
             at=app.clock.now(),
         )
         uow.commit()
+    expires_at = app.clock.now() + ttl if ttl else None
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "id": token_id,
+                    "user": user_id,
+                    "scopes": chosen,
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                    "secret": secret,
+                }
+            )
+        )
+        return
     click.echo(secret)
-    click.echo(f"token {token_id} for {user_id}: keep it now, it is not shown again", err=True)
+    until = f"until {expires_at.isoformat(timespec='minutes')}" if expires_at else "no expiry"
+    click.echo(
+        f"token {token_id} for {user_id} ({','.join(chosen)}, {until}): keep it now, it is not shown again"
+        f" / 令牌只显示这一次，请妥善保存",
+        err=True,
+    )
 
 
-@users.command(name="revoke")
+@token.command(name="list")
+@click.argument("user_id", required=False)
+@click.option("--json", "as_json", is_flag=True)
+def token_list(user_id: str | None, as_json: bool) -> None:
+    """API tokens (never their secrets), of one user or all: scopes, expiry, last use, revocation."""
+    from ir.entrypoints.cli.board import local_time
+    from ir.entrypoints.cli.incident_commands import _app
+
+    app = _app()
+    with app.db.uow() as uow:
+        rows = uow.users.tokens(user_id)
+    if as_json:
+        click.echo(json.dumps(rows, default=lambda v: v.isoformat(), ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("no tokens / 没有令牌")
+        return
+    now = app.clock.now()
+    for r in rows:
+        if r["revoked_at"] is not None:
+            state = "revoked"
+        elif r["expires_at"] is not None and r["expires_at"] <= now:
+            state = "expired"
+        else:
+            state = "active"
+        click.echo(
+            f"{r['id']:<16} {r['user_id']:<16} {r['scopes']:<10} {state:<8} "
+            f"expires {local_time(r['expires_at']):<16}  last used {local_time(r['last_used_at']):<16}  {r['name']}"
+        )
+
+
+@token.command(name="revoke")
 @click.argument("token_id")
-def revoke(token_id: str) -> None:
-    """Revoke an API token."""
+def token_revoke(token_id: str) -> None:
+    """Revoke an API token: it stops working at once."""
+    _revoke(token_id)
+
+
+def _revoke(token_id: str) -> None:
     from ir.entrypoints.cli.incident_commands import _actor, _app
 
     app = _app()
@@ -171,3 +281,10 @@ def revoke(token_id: str) -> None:
         )
         uow.commit()
     click.echo(f"token {token_id} revoked")
+
+
+@users.command(name="revoke")
+@click.argument("token_id")
+def revoke(token_id: str) -> None:
+    """Revoke an API token (also: ir users token revoke ID)."""
+    _revoke(token_id)

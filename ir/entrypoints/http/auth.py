@@ -4,11 +4,15 @@ API token (Authorization: Bearer, stored hashed, scoped, expiring, revocable).""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.concurrency import run_in_threadpool
 
+from ir.app.ports import Users
 from ir.app.signin import Principal, SignIn, require_scope
 from ir.bootstrap import App
 from ir.domain.errors import NotAuthenticated, NotPermitted
@@ -26,10 +30,29 @@ def signin(request: Request) -> SignIn:
     found = getattr(request.app.state, "signin", None)
     if found is None:
         app = core(request)
-        found = SignIn(uow=app.db.uow, clock=app.clock, appender=app.appender, session_ttl=app.settings.session_ttl)
+        found = SignIn(
+            uow=app.db.uow,
+            clock=app.clock,
+            appender=app.appender,
+            session_ttl=app.settings.session_ttl,
+            reader=_users_reader(app),
+        )
         request.app.state.signin = found
     assert isinstance(found, SignIn)
     return found
+
+
+def _users_reader(app: App) -> Callable[[], AbstractContextManager[Users]]:
+    """Users on a plain read connection: checking a token or a session takes no write lock."""
+
+    @contextmanager
+    def read() -> Iterator[Users]:
+        from ir.adapters.db.users import SqlUsers
+
+        with app.db.connection() as conn:
+            yield SqlUsers(conn, now=app.clock.now())
+
+    return read
 
 
 def serializer(request: Request) -> URLSafeTimedSerializer:
@@ -78,7 +101,10 @@ async def check_csrf(request: Request, principal: Principal) -> None:
 
 
 async def current(request: Request) -> Principal:
-    principal = getattr(request.state, "principal", None) or _principal(request)
+    # the check reads the database (and may note a token's use): in a worker thread, off the event loop
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        principal = await run_in_threadpool(_principal, request)
     if principal is None:
         raise NotAuthenticated("sign in first (a session, or Authorization: Bearer <token>)")
     request.state.principal = principal

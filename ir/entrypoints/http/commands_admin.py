@@ -275,6 +275,7 @@ class TokenOut(BaseModel):
     created_at: str | None
     expires_at: str | None
     revoked_at: str | None
+    last_used_at: str | None = Field(default=None, description="when it was last used (to the minute)")
 
 
 @router.get("/tokens", tags=["tokens"])
@@ -300,6 +301,7 @@ def list_tokens(
             created_at=iso(r["created_at"]),
             expires_at=iso(r["expires_at"]),
             revoked_at=iso(r["revoked_at"]),
+            last_used_at=iso(r.get("last_used_at")),
         )
         for r in rows
     ]

@@ -105,8 +105,13 @@ class StatusBoard(Protocol):
 class StatusReader(Protocol):
     """The public side: read-only, test-mode updates excluded where it says so."""
 
-    def public(self, *, incidents: int) -> list[PublishedUpdate]:
-        """Every update of the `incidents` most recently updated public incidents, newest first."""
+    def public(self, *, incidents: int, with_xml: bool = True) -> list[PublishedUpdate]:
+        """Every update of the `incidents` most recently updated public incidents, newest first (their
+        alerts' XML left empty unless `with_xml`)."""
+        ...
+
+    def version(self) -> tuple[int, int]:
+        """Changes whenever anything is published: (the highest id, the number of updates)."""
         ...
 
     def alert(self, identifier: str) -> PublishedUpdate | None: ...
@@ -291,17 +296,22 @@ class StatusPage:
             uow.incidents.get(incident_id)  # NotFound for an unknown incident
             return self.board(uow).of_incident(incident_id)
 
-    def public(self, *, incidents: int = 50) -> list[PublicIncident]:
+    def public(self, *, incidents: int = 50, with_xml: bool = False) -> list[PublicIncident]:
         """What the public sees: incidents with published updates (real ones and drills), the unresolved
         first, then the most recently updated."""
         with self.reader() as reader:
-            rows = reader.public(incidents=incidents)
+            rows = reader.public(incidents=incidents, with_xml=with_xml)
         grouped: dict[str, list[PublishedUpdate]] = {}
         for row in rows:
             grouped.setdefault(row.public_ref, []).append(row)
         out = [PublicIncident(ref, ups[0].mode, tuple(ups)) for ref, ups in grouped.items()]
         out.sort(key=lambda i: (i.resolved, -i.latest.published_at.timestamp()))
         return out
+
+    def version(self) -> tuple[int, int]:
+        """What the public side's caches are keyed on: it changes with every publish."""
+        with self.reader() as reader:
+            return reader.version()
 
     def alert(self, identifier: str) -> PublishedUpdate:
         with self.reader() as reader:

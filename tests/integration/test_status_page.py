@@ -10,6 +10,7 @@ absent; every other route still refusing a caller who has not signed in.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from ir.adapters.notify.cap import XSD as VENDORED_XSD
 from ir.domain import commands as c
 from ir.entrypoints.web.status_page import PUBLIC_PATHS
 from tests.builders import MINIMAL_PLAYBOOK
-from tests.conftest import T0
+from tests.conftest import T0, decrypt_audit
 from tests.integration.api_support import DATABASES, LOCAL, Api, problem, served
 from tests.standards import CAP_XSD
 
@@ -366,10 +367,21 @@ def test_each_publish_is_audited(api: Api) -> None:
     iid = api.open("ddos", level="IV", title="audited")
     before = audit_count(api)
     published = publish(api, iid)
-    with api.app.db.connection() as conn:
-        refs = [r.ref for r in conn.execute(audit_records.select())]
     assert audit_count(api) == before + 1
-    assert f"status_update:{published['id']}" in refs
+    [record] = [
+        r
+        for r in decrypt_audit(api.app)
+        if r["action"] == "status.publish" and r["payload"]["status_update"] == published["id"]
+    ]
+    assert record["actor"] == "communications" and record["subject"] == f"incident:{iid}"
+    assert record["payload"]["cap_identifier"] == published["cap_identifier"]
+    # the record fingerprints the alert exactly as the public is served it
+    served_alert = anonymous(api).get(f"/status/alerts/{published['cap_identifier']}.xml").content
+    with api.app.db.connection() as conn:
+        row = conn.execute(
+            audit_records.select().where(audit_records.c.ref == f"status_update:{published['id']}")
+        ).one()
+    assert bytes(row.digest) == hashlib.sha256(served_alert).digest()
 
 
 # -- the public routes, and only they, need no sign-in -------------------------------------------------------

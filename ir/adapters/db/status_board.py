@@ -20,7 +20,7 @@ _FIELDS = [c.name for c in _U.columns]
 
 def _update(row: Any) -> PublishedUpdate:
     values = dict(row._mapping)
-    return PublishedUpdate(**{name: values[name] for name in _FIELDS})
+    return PublishedUpdate(**{name: values.get(name, "") for name in _FIELDS})
 
 
 class SqlStatusBoard:
@@ -43,7 +43,11 @@ class SqlStatusReader:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def public(self, *, incidents: int) -> list[PublishedUpdate]:
+    def version(self) -> tuple[int, int]:
+        row = self.conn.execute(select(func.coalesce(func.max(_U.c.id), 0), func.count()).select_from(_U)).one()
+        return int(row[0]), int(row[1])
+
+    def public(self, *, incidents: int, with_xml: bool = True) -> list[PublishedUpdate]:
         listed = _U.c.mode.in_(PUBLIC_MODES)
         latest = (
             select(_U.c.incident_id)
@@ -52,8 +56,9 @@ class SqlStatusReader:
             .order_by(func.max(_U.c.published_at).desc())
             .limit(incidents)
         )
+        columns = [c for c in _U.columns if with_xml or c.name != "cap_xml"]
         query = (
-            select(_U)
+            select(*columns)
             .where(listed, _U.c.incident_id.in_(latest.scalar_subquery()))
             .order_by(_U.c.published_at.desc(), _U.c.id.desc())
         )

@@ -10,6 +10,7 @@ Every other route still needs a sign-in (tests/integration/test_status_page.py t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -89,10 +90,28 @@ def _incident_view(i: PublicIncident, lang: Lang, zone: ZoneInfo) -> dict[str, A
     }
 
 
-@router.get("/status")
-def status_page(request: Request) -> Response:
+_Cache = dict[tuple[str, ...], tuple[tuple[int, int], bytes]]
+
+
+def _cached(request: Request, key: tuple[str, ...], make: Callable[[], bytes]) -> bytes:
+    """A rendered public document, kept in this process until anything is published (by any process: the
+    key includes the board's version, read afresh on every request), so a crowd costs one small query each."""
+    cache: dict[tuple[str, ...], tuple[tuple[int, int], bytes]] | None = getattr(
+        request.app.state, "status_cache", None
+    )
+    if cache is None:
+        cache = request.app.state.status_cache = {}
+    version = service(request).version()
+    found = cache.get(key)
+    if found is not None and found[0] == version:
+        return found[1]
+    made = make()
+    cache[key] = (version, made)  # a handful of keys: the documents times the two languages
+    return made
+
+
+def _page(request: Request, lang: Lang) -> bytes:
     app = core(request)
-    lang = _lang(request)
     zone = ZoneInfo(app.settings.timezone)
     incidents = [_incident_view(i, lang, zone) for i in service(request).public()]
     other: Lang = "en" if lang == "zh-CN" else "zh-CN"
@@ -110,6 +129,13 @@ def status_page(request: Request) -> Response:
             org=app.settings.org_name,
         )
     )
+    return html.encode()
+
+
+@router.get("/status")
+def status_page(request: Request) -> Response:
+    lang = _lang(request)
+    html = _cached(request, ("page", lang), lambda: _page(request, lang))
     response = Response(html, media_type="text/html; charset=utf-8")
     response.headers["Cache-Control"] = CACHE
     response.headers["Content-Security-Policy"] = CSP
@@ -121,16 +147,22 @@ def status_page(request: Request) -> Response:
 
 def _feed(request: Request, *, cap: bool) -> Response:
     app = core(request)
-    body = feed(
-        service(request).public(),
-        lang=_lang(request),
-        zone=app.settings.timezone,
-        base=_base(request),
-        sender=app.settings.status_sender,
-        author=app.settings.org_name or app.settings.status_sender,
-        now=app.clock.now(),
-        cap=cap,
-    )
+    lang = _lang(request)
+    base = _base(request)
+
+    def make() -> bytes:
+        return feed(
+            service(request).public(with_xml=cap),
+            lang=lang,
+            zone=app.settings.timezone,
+            base=base,
+            sender=app.settings.status_sender,
+            author=app.settings.org_name or app.settings.status_sender,
+            now=app.clock.now(),
+            cap=cap,
+        )
+
+    body = _cached(request, ("cap" if cap else "atom", lang, base), make)
     return Response(body, media_type=ATOM_TYPE, headers={"Cache-Control": CACHE})
 
 

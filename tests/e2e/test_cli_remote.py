@@ -6,14 +6,19 @@ is down is one line and exit 69; a token's last use is recorded.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -187,7 +192,7 @@ def test_open_list_status_and_steps_through_the_server_as_the_tokens_user(people
     by_kind = {e["kind"]: e["actor"] for e in entries}
     assert by_kind["incident_opened"] == "cora"
     assert by_kind["step_started"] == by_kind["step_completed"] == by_kind["note_added"] == "rita"
-    with build(Settings(**_settings(people))) as app:
+    with build(_settings(people)) as app:
         audited = [r for r in decrypt_audit(app) if r["subject"] == f"incident:{incident}"]
     assert any(r["actor"] == "rita" for r in audited), audited
     assert not any(r["actor"].startswith("local:") for r in audited)  # no act of the command line's own
@@ -199,12 +204,49 @@ def test_open_list_status_and_steps_through_the_server_as_the_tokens_user(people
     assert people.remote("rita", "deadlines", str(incident)).code == 0
 
 
-def _settings(server: Server) -> dict[str, str]:
-    return {
-        "database_url": server.local["IR_DATABASE_URL"],
-        "data_dir": server.local["IR_DATA_DIR"],
-        "playbooks_dir": server.local["IR_PLAYBOOKS_DIR"],
-    }
+def _settings(server: Server) -> Settings:
+    return Settings(
+        database_url=server.local["IR_DATABASE_URL"],
+        data_dir=server.local["IR_DATA_DIR"],
+        playbooks_dir=server.local["IR_PLAYBOOKS_DIR"],
+    )
+
+
+def test_evidence_classification_the_log_personal_data_and_the_end_through_the_server(people: Server) -> None:
+    incident = _open(people, "the rest of it")
+    assert people.remote("cora", "assign", str(incident), "soc", "rita").code == 0
+    facts = people.remote("rita", "fact", str(incident), "provinces_affected=1", "cities_affected=3")
+    assert facts.code == 0, facts.err
+    remote, local = people.remote("rita", "classify", str(incident)), people.here("classify", str(incident))
+    assert remote.code == 0 and remote.out == local.out, (remote.err, local.out)
+
+    graph = people.folder / "graph.png"
+    graph.write_bytes(b"\x89PNG\r\n\x1a\n a traffic graph")
+    for step, act in (("confirm", "start"), ("confirm", "done"), ("scrubbing", "start")):
+        assert people.remote("rita", "step", str(incident), step, act).code == 0
+    done = people.remote("rita", "step", str(incident), "scrubbing", "done", "--evidence", str(graph), "--json")
+    assert done.code == 0, done.err
+    assert json.loads(done.out)["events"] == ["evidence_attached", "step_completed"]
+    board = json.loads(people.remote("rita", "status", str(incident), "--json").out)
+    assert next(s for s in board["steps"] if s["id"] == "scrubbing")["status"] == "done"
+
+    logged = people.remote("rita", "log", str(incident), "observation", "traffic down to 2 Gbps")
+    assert logged.code == 0, logged.err
+    remote, local = people.remote("rita", "log", str(incident)), people.here("log", str(incident))
+    assert remote.code == 0 and remote.out == local.out and "traffic down to 2 Gbps" in remote.out
+
+    sealed = people.remote("rita", "note", str(incident), "customer 张三 called", "--about", "tel:13800138000")
+    assert sealed.code == 0, sealed.err
+    assert "张三" not in people.remote("rita", "timeline", str(incident), "--json").out  # masked
+    notes = [e for e in json.loads(people.here("timeline", str(incident), "--json").out) if e["kind"] == "note_added"]
+    refused = people.remote("rita", "reveal", str(incident), "--note", str(len(notes)), "--reason", "call back")
+    assert refused.code == 5, refused.err  # a responder may not reveal personal data
+    revealed = people.remote("cora", "reveal", str(incident), "--note", str(len(notes)), "--reason", "call back")
+    assert revealed.code == 0 and "张三" in revealed.out, revealed.err
+
+    closed = people.remote("cora", "close", str(incident), "--reason", "drill over")
+    assert closed.code == 0 and f"incident {incident} closed" in closed.out, closed.err
+    assert json.loads(people.remote("rita", "status", str(incident), "--json").out)["closed"]
 
 
 def test_refusals_keep_their_exit_codes_and_the_servers_words(people: Server) -> None:
@@ -270,6 +312,96 @@ def test_a_server_that_is_down_is_one_line_and_exit_69(tmp_path: Path) -> None:
     assert down.err.startswith("ir: cannot reach the server http://127.0.0.1:") and down.err.count("\n") == 1
     bad = ir("--server", "ftp://example.org", "--token-file", str(token), "incidents", env=NO_LOCAL_DATABASE)
     assert bad.code == 2 and "--server takes" in bad.err
+
+
+@contextmanager
+def listening(tls: Path | None = None) -> Iterator[int]:
+    """A socket that accepts connections and never answers (with `tls`, a certificate and key file, it
+    first shakes hands with a certificate nobody trusts); its port."""
+    context = None
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls)
+    sock = socket.create_server(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            if context is not None:
+                try:
+                    conn = context.wrap_socket(conn, server_side=True)
+                except (ssl.SSLError, OSError):
+                    conn.close()
+                    continue
+            held.append(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield int(sock.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for conn in held:
+            conn.close()
+        sock.close()
+
+
+def self_signed(folder: Path) -> Path:
+    """A certificate for 127.0.0.1 that no one has signed, with its key, in one PEM file."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    path = folder / "server.pem"
+    path.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return path
+
+
+def test_an_untrusted_certificate_and_a_silent_server_are_one_line_and_exit_69(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("ir_0_x\n", encoding="utf-8")
+    with listening(self_signed(tmp_path)) as port:
+        tls = ir(
+            "--server", f"https://127.0.0.1:{port}", "--token-file", str(token), "incidents", env=NO_LOCAL_DATABASE
+        )
+    assert tls.code == 69, tls.err
+    assert "TLS" in tls.err and "certificate" in tls.err and tls.err.count("\n") == 1
+    with listening() as port:
+        silent = ir(
+            "--server",
+            f"http://127.0.0.1:{port}",
+            "--token-file",
+            str(token),
+            "incidents",
+            env={**NO_LOCAL_DATABASE, "IR_SERVER_TIMEOUT": "1"},
+        )
+    assert silent.code == 69, silent.err
+    assert "did not answer within 1 s" in silent.err and silent.err.count("\n") == 1
 
 
 def test_a_tokens_last_use_is_recorded(people: Server) -> None:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ir.domain.text import Lang
 
 UNREACHABLE = 69  # EX_UNAVAILABLE: the server could not be reached, or failed
-TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+TIMEOUT_S = 30.0  # an answer within this (IR_SERVER_TIMEOUT, seconds); connecting within 5 s of it
 _EXIT = {400: 2, 401: 6, 403: 5, 404: 3, 409: 4, 412: 4, 422: 2, 428: 4, 429: 5, 503: 7}
 
 
@@ -168,15 +168,33 @@ def route(command: c.Command) -> Call:
     """The request that makes this command on a server (refused if the server's API has none)."""
     make = ROUTES.get(type(command))
     if make is None:
+        import click
+
+        ctx = click.get_current_context(silent=True)
+        what = ctx.command_path if ctx is not None else type(command).__name__
         raise InvalidInput(
-            f"{type(command).__name__} is not available against a server yet: run it on the server's machine"
-            " / 该操作暂不支持 --server"
+            f"{what} is not available against a server yet: run it on the server's machine / 该操作暂不支持 --server"
         )
     found = make(command)
     expected = getattr(command, "expected_version", None)
     if expected is not None:
         found.headers["If-Match"] = f'"{expected}"'
     return found
+
+
+def _timeout() -> float:
+    import os
+
+    text = os.environ.get("IR_SERVER_TIMEOUT", "").strip()
+    if not text:
+        return TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise InvalidInput(f"IR_SERVER_TIMEOUT is seconds, more than 0 and at most 3600; got '{text}'")
+    return value
 
 
 def _base(server: str) -> str:
@@ -194,8 +212,9 @@ def _base(server: str) -> str:
 class RemoteBackend:
     """A server's API, with an API token."""
 
-    def __init__(self, *, server: str, token: str | None, timeout: httpx.Timeout = TIMEOUT) -> None:
+    def __init__(self, *, server: str, token: str | None, timeout: float | None = None) -> None:
         self.server = _base(server)
+        self.timeout = _timeout() if timeout is None else timeout
         if not token:
             raise RemoteRefusal(
                 f"acting on {self.server} takes an API token: --token-file FILE (or IR_TOKEN_FILE), "
@@ -208,7 +227,7 @@ class RemoteBackend:
         self.client = httpx.Client(
             base_url=self.server,
             headers={"Authorization": f"Bearer {token}", "User-Agent": f"ir-cli/{version('ir')}"},
-            timeout=timeout,
+            timeout=httpx.Timeout(self.timeout, connect=min(5.0, self.timeout)),
             follow_redirects=False,
         )
 
@@ -224,7 +243,9 @@ class RemoteBackend:
                 call.method, call.path, json=body, files=call.files, params=params, headers=call.headers
             )
         except httpx.TimeoutException:
-            raise ServerUnreachable(f"the server {self.server} did not answer in time / 服务器未及时响应") from None
+            raise ServerUnreachable(
+                f"the server {self.server} did not answer within {self.timeout:g} s / 服务器未及时响应"
+            ) from None
         except httpx.HTTPError as exc:
             raise ServerUnreachable(f"cannot reach the server {self.server}: {_why(exc)} / 无法连接服务器") from None
         if answer.status_code >= 400:

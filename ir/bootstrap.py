@@ -21,6 +21,8 @@ from ir.adapters.db.incidents import PlaybookCache
 from ir.adapters.db.schema import require_migrated
 from ir.adapters.db.uow import Database
 from ir.adapters.http_actions import HttpActionClient
+from ir.adapters.notify.service import NotifyService
+from ir.adapters.notify.service import install as install_notifications
 from ir.adapters.playbooks.compiler import compile_source
 from ir.adapters.playbooks.library import PlaybookLibrary
 from ir.adapters.regimes import load_regimes
@@ -48,6 +50,7 @@ class App:
     verifier_key: str
     personal: PersonalData
     reports: Reports
+    notify: NotifyService | None = None  # notifications (None without a notifications/ folder)
 
     _appender: GroupCommitAppender | None = None
 
@@ -62,6 +65,8 @@ class App:
         """Seal and publish what this process wrote, stop background work, release the database."""
         if self._appender is not None:
             self._appender.close()
+        if self.notify is not None:
+            self.notify.close()
         self.audit.stop()
         try:
             self.audit.flush()
@@ -160,6 +165,17 @@ def build(
         )
     )
     handlers.after_commit.append(lambda _outcome: audit.wake())
+    notify = install_notifications(
+        folder=settings.notifications_dir,
+        db=db,
+        handlers=handlers,
+        clock=clock,
+        keys_dir=settings.keys_dir,
+        log_id=settings.audit_log_id,
+        zone=settings.timezone,
+        calendar_for=calendar_for,
+        on_commit=audit.wake,
+    )
     return App(
         settings=settings,
         clock=clock,
@@ -188,4 +204,5 @@ def build(
             zone=settings.timezone,
             service_name=catalogue.name,
         ),
+        notify=notify,
     )

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     action_allow_hosts: list[str] = Field(default_factory=list)  # hosts automated actions may call
     due_soon_minutes: int = 15
     regimes_dir: str = Field(default_factory=lambda: _near("notifications/regimes"))
+    notifications_dir: str = Field(default_factory=lambda: _near("notifications"))  # docs/notifications.md
     host: str = "127.0.0.1"
     port: int = 8000
     session_ttl: timedelta = timedelta(hours=12)

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ir.app.auditing import record_events
+from ir.app.notifications import Outbox, due_notices
 from ir.app.permissions import authorize
 from ir.app.ports import (
     PlaybookSource,
@@ -73,6 +74,7 @@ class Handlers:
     calendar_for: CalendarFor | None = None
     catalogue: ServiceCatalogue | None = None
     after_commit: list[Callable[[Outcome], None]] = field(default_factory=list)
+    outbox: Outbox | None = None  # notifications made due are written to it in the command's transaction
     _table: dict[type[Command], Callable[[Any], Outcome]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -259,6 +261,7 @@ class Handlers:
             events += follow
             incident, stored = uow.incidents.add(Incident(id=0, playbook=playbook), events)
             self._audit(uow, c, "incident.open", stored)
+            self._notify(uow, incident, events, c.actor.id, now)
             uow.commit()
         return Outcome(incident.id, incident.version, events, incident, incident=incident)
 
@@ -286,6 +289,7 @@ class Handlers:
                         raise Conflict(f"incident {c.incident_id} was changed by someone else: try again") from None
                     continue
                 self._audit(uow, c, action, stored)
+                self._notify(uow, incident, events, c.actor.id, now)
                 uow.commit()
                 return Outcome(incident.id, incident.version, events, incident=incident)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -361,6 +365,14 @@ class Handlers:
                 for e in events
             ]
         return events
+
+    def _notify(self, uow: UnitOfWork, incident: Incident, events: Sequence[Event], actor: str, now: datetime) -> None:
+        """Notifications the command made due go to the outbox in its transaction (cheap when none did)."""
+        if self.outbox is None:
+            return
+        notices = due_notices(incident, events)
+        if notices:
+            self.outbox.enqueue(uow, incident=incident, notices=notices, actor=actor, at=now)
 
     def _audit(self, uow: UnitOfWork, c: Command, action: str, stored: Sequence[StoredRow]) -> None:
         record_events(uow, actor=c.actor.id, action=action, stored=stored, at=self.clock.now())

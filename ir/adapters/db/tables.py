@@ -327,6 +327,60 @@ alert_groups = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# Notifications (docs/notifications.md): machine acts around incidents, kept apart from the incident's
+# events so deliveries never compete for its version. One notice per notification an incident made due
+# (at a level or a warning: `cause`), holding what it says, rendered once, per language (no personal data);
+# one message per recipient and channel, each with its idempotency key (the Message-ID, the webhook's
+# Idempotency-Key), the recipient's address sealed under the contact's own key, its delivery and its
+# acknowledgement. Critical messages not acknowledged in time escalate to the next contact (`step`).
+outbox_notices = Table(
+    "outbox_notices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("notification", String(64), nullable=False),
+    Column("cause", String(32), nullable=False),  # level:II | warning:red
+    Column("audience", String(16), nullable=False),
+    Column("critical", Boolean, nullable=False),
+    Column("content", Text, nullable=False),  # JSON: {lang: {subject, text, html}}
+    Column("actor", String(200), nullable=False),  # whose act made it due
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("recorded_at", UTCDateTime),  # when its delivery was recorded on the incident (NotificationSent)
+    UniqueConstraint("incident_id", "notification", "cause", name="uq_outbox_notices_cause"),
+)
+
+outbox_messages = Table(
+    "outbox_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notice_id", Integer, ForeignKey("outbox_notices.id"), nullable=False),
+    Column("incident_id", Integer, nullable=False),
+    Column("key", String(64), nullable=False, unique=True),  # the idempotency key
+    Column("channel", String(16), nullable=False),
+    Column("contact_id", String(64)),  # a person (email, sms, phone) …
+    Column("endpoint", String(64)),  # … or a configured webhook or IM robot
+    Column("address", Text),  # sealed under the contact's key (a copy of the contact's sealed field)
+    Column("lang", String(8), nullable=False),
+    Column("via", String(80), nullable=False),  # role:<id> | group:<id> | audience:<id>
+    Column("step", Integer, nullable=False),  # 1, then 2, 3 … as it escalates along the group's order
+    Column("status", String(12), nullable=False),  # pending | sending | delivered | failed | person
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", UTCDateTime, nullable=False),  # the next attempt, not before
+    Column("claim", String(32)),  # the dispatcher pass holding it …
+    Column("lease_until", UTCDateTime),  # … until then (a dead dispatcher's claim lapses)
+    Column("error", String(300)),  # the last failure (no personal data: codes and kinds)
+    Column("delivered_at", UTCDateTime),
+    Column("acked_at", UTCDateTime),
+    Column("acked_by", String(200)),
+    Column("escalate_at", UTCDateTime),  # critical: unacknowledged by then, the next contact is told
+    Column("escalated_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_outbox_messages_due", "status", "next_at"),
+    Index("ix_outbox_messages_notice", "notice_id"),
+    Index("ix_outbox_messages_incident", "incident_id"),
+    Index("ix_outbox_messages_escalate", "escalate_at"),
+)
+
 # The public status page (docs/status-page.md): what the communications role published for the public,
 # one row per update, apart from the incident's events so the public side reads nothing else of an
 # incident. Each row keeps its CAP 1.2 alert exactly as published (cap_xml, validated when written).

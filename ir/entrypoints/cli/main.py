@@ -54,6 +54,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "add-playbook": ("ir.entrypoints.cli.emergency_commands", "add_playbook"),
     "resources": ("ir.entrypoints.cli.emergency_commands", "resources"),
     "contacts": ("ir.entrypoints.cli.emergency_commands", "contacts"),
+    "notify": ("ir.entrypoints.cli.notify_commands", "notify"),
+    "notifications": ("ir.entrypoints.cli.notify_commands", "notifications"),
     "status-page": ("ir.entrypoints.cli.status_page_commands", "status_page"),
 }
 

@@ -86,6 +86,12 @@ def create_app(settings: Settings | None = None, *, app: App | None = None, back
             )
             timer.start()
             state["timer"] = timer
+            if core.notify is not None:  # the outbox's dispatcher, beside the timers
+                dispatcher = threading.Thread(
+                    target=core.notify.dispatcher().run, kwargs={"stop": stop}, name="ir-notify", daemon=True
+                )
+                dispatcher.start()
+                state["dispatcher"] = dispatcher
         try:
             yield
         finally:
@@ -94,6 +100,9 @@ def create_app(settings: Settings | None = None, *, app: App | None = None, back
             stop.set()
             if "timer" in state:
                 state["timer"].join(timeout=10)
+            if "dispatcher" in state and core.notify is not None:
+                core.notify.wake()
+                state["dispatcher"].join(timeout=10)
             if app is None:
                 core.close()  # seal and publish what this process wrote
             else:

@@ -232,3 +232,6 @@ def install(api: FastAPI) -> None:
     api.include_router(commands_emergency.router)
     api.include_router(commands_reports.router)
     api.include_router(commands_admin.router)
+    from ir.entrypoints.http import notifications
+
+    api.include_router(notifications.router)

@@ -1,0 +1,271 @@
+"""What the notification tests share: a real SMTP server (aiosmtpd), a real HTTP server (http.server in a
+thread) that checks webhook signatures, a playbook whose notifications use every channel, a notifications/
+folder pointing at the two servers, and contacts imported as an operator would."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import hmac
+import json
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from ir.adapters.db.contacts import import_csv
+from ir.bootstrap import App
+from tests.builders import MINIMAL_PLAYBOOK
+
+ROOT = Path(__file__).resolve().parents[2]
+WEBHOOK_SECRET = "test-webhook-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Mail:
+    envelope_to: list[str]
+    message: EmailMessage
+    raw: bytes
+
+
+@dataclass
+class MailHandler:
+    mails: list[Mail] = field(default_factory=list)
+    delay: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            time.sleep(self.delay)
+        raw = bytes(envelope.original_content or envelope.content)
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        with self.lock:
+            self.mails.append(Mail(list(envelope.rcpt_tos), msg, raw))
+        return "250 OK"
+
+    def message_ids(self) -> list[str]:
+        with self.lock:
+            return [str(m.message["Message-ID"]) for m in self.mails]
+
+
+class SmtpServer:
+    """aiosmtpd on a fixed local port, which can be stopped and started again (the server down, then back)."""
+
+    def __init__(self, port: int | None = None, *, delay: float = 0.0) -> None:
+        self.port = port or free_port()
+        self.handler = MailHandler(delay=delay)
+        self._controller: Controller | None = None
+
+    def start(self) -> SmtpServer:
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def mails(self) -> list[Mail]:
+        return self.handler.mails
+
+
+@dataclass
+class Post:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class HttpServer:
+    """A real HTTP server in a thread recording every POST; `/fail/…` answers 500, `/dingtalk-bad` an error code."""
+
+    def __init__(self) -> None:
+        self.posts: list[Post] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                owner.posts.append(Post(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                status = 500 if self.path.startswith("/fail") else 200
+                answer = b'{"errcode":0,"errmsg":"ok","code":0}'
+                if self.path.startswith("/dingtalk-bad"):
+                    answer = b'{"errcode":310000,"errmsg":"sign not match"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> HttpServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def on(self, path: str) -> list[Post]:
+        return [p for p in self.posts if p.path.split("?")[0] == path]
+
+
+def signature_ok(post: Post, secret: str = WEBHOOK_SECRET) -> bool:
+    expected = "sha256=" + hmac.new(secret.encode(), post.body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(post.headers.get("x-ir-signature", ""), expected)
+
+
+NOTIFY_PLAYBOOK = (
+    MINIMAL_PLAYBOOK.replace("id: mini\n", "id: notify-test\n").split("notifications:\n")[0]
+    + """\
+notifications:
+  - id: callout
+    title: {zh-CN: 启动应急响应, en: Response declared}
+    audience: internal
+    roles: [commander, noc]
+    groups: [ops]
+    channels: [email, sms, phone, dingtalk, wecom, feishu, slack, teams, webhook, cap]
+    template: incident-declared
+    due: declaration + 5m
+    critical: true
+  - id: tell-regulator
+    title: {zh-CN: 向管理局报告, en: Report to the administration}
+    audience: regulator
+    groups: [cab]
+    channels: [email]
+    template: regulator-initial
+    levels: [I, II]
+    due: detection + 30m
+restoration:
+  degraded: {zh-CN: 部分恢复, en: Partly back}
+  full: {zh-CN: 全部恢复, en: All back}
+"""
+)
+
+MAIL_PLAYBOOK = (
+    MINIMAL_PLAYBOOK.replace("id: mini\n", "id: mail-test\n").split("notifications:\n")[0]
+    + """\
+notifications:
+  - id: all-hands
+    title: {zh-CN: 全员通知, en: Everyone told}
+    audience: internal
+    groups: [everyone]
+    channels: [email]
+    template: incident-declared
+    due: declaration + 5m
+restoration:
+  degraded: {zh-CN: 部分恢复, en: Partly back}
+  full: {zh-CN: 全部恢复, en: All back}
+"""
+)
+
+
+def playbook_folder(tmp: Path) -> Path:
+    folder = tmp / "playbooks"
+    folder.mkdir(exist_ok=True)
+    (folder / "notify-test.yaml").write_text(NOTIFY_PLAYBOOK, encoding="utf-8")
+    (folder / "mail-test.yaml").write_text(MAIL_PLAYBOOK, encoding="utf-8")
+    return folder
+
+
+def notify_folder(
+    tmp: Path, *, smtp_port: int, http: HttpServer | None, dispatch: dict[str, Any] | None = None
+) -> Path:
+    """notifications/ for the tests: the shipped templates, routing and channels pointing at local servers."""
+    folder = tmp / "notifications"
+    folder.mkdir(exist_ok=True)
+    shutil.copytree(ROOT / "notifications" / "templates", folder / "templates", dirs_exist_ok=True)
+    settings = {
+        "batch": 50,
+        "max_attempts": 50,
+        "backoff": 0.01,
+        "backoff_max": 0.05,
+        "lease": 1,
+        "poll": 0.05,
+        "escalate_after": 600,
+        **(dispatch or {}),
+    }
+    routing = {
+        "base_url": "https://ir.example.org",
+        "org": "示例通信公司",
+        "roles": {"commander": "duty-commanders", "noc": "noc-duty"},
+        "groups": {"cab": {"reach": "first"}},
+        "audiences": {
+            "internal": {k: [f"ops-{k}"] for k in ("dingtalk", "wecom", "feishu", "slack", "teams", "webhook")}
+        },
+        "dispatch": settings,
+    }
+    endpoints: dict[str, Any] = {}
+    if http is not None:
+        endpoints = {
+            "ops-webhook": {"kind": "webhook", "url": "${TEST_HOOK_URL}", "secret": "${TEST_HOOK_SECRET}"},
+            **{
+                f"ops-{k}": {"kind": k, "url": "${TEST_URL_" + k.upper() + "}"}
+                for k in ("dingtalk", "wecom", "feishu", "slack", "teams")
+            },
+        }
+    channels = {
+        "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none", "sender": "应急平台 <ir@example.org>"},
+        "sms": {"url": "${TEST_SMS_URL}", "body": {"phone": "{number}", "content": "{text}", "ref": "{id}"}},
+        "endpoints": endpoints,
+    }
+    (folder / "routing.yaml").write_text(json.dumps(routing, ensure_ascii=False), encoding="utf-8")
+    (folder / "channels.yaml").write_text(json.dumps(channels, ensure_ascii=False), encoding="utf-8")
+    return folder
+
+
+def http_env(http: HttpServer) -> dict[str, str]:
+    env = {
+        "TEST_HOOK_URL": http.url("/hook"),
+        "TEST_HOOK_SECRET": WEBHOOK_SECRET,
+        "TEST_SMS_URL": http.url("/sms"),
+    }
+    for k in ("dingtalk", "wecom", "feishu", "slack", "teams"):
+        env[f"TEST_URL_{k.upper()}"] = http.url(f"/{k}")
+    return env
+
+
+def import_contacts(app: App, csv_text: str) -> None:
+    with app.db.uow() as uow:
+        import_csv(uow.conn, app.db.vault, csv_text, at=app.clock.now())
+        uow.commit()
+
+
+def wait_for(check: Callable[[], bool], *, timeout: float = 60.0, what: str = "the condition") -> None:
+    """Poll until `check()` holds (a liveness bound, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)

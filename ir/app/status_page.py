@@ -25,6 +25,8 @@ from ir.domain.commands import Actor
 from ir.domain.errors import NotFound
 from ir.domain.status_updates import PublishStatusUpdate, cap_terms, check_eta, check_text, msg_type
 
+# CAP's instruction when the author gave none (an all-clear needs none)
+DEFAULT_INSTRUCTION = ("请关注本状态页和后续通告。", "Follow the status page and further notices.")
 PUBLIC_MODES = ("real", "drill")  # test-mode updates are never listed (their alerts are served by identifier)
 
 
@@ -205,6 +207,9 @@ class StatusPage:
             sent = cap_time(now, zone)
             identifier = f"ir-{ref}-{seq}"
             parameters = (("estimatedRestoration", cap_time(eta, zone)),) if eta is not None else ()
+            default_zh, default_en = (None, None) if c.resolved else DEFAULT_INSTRUCTION
+            instruction_zh = text.instruction_zh or default_zh
+            instruction_en = text.instruction_en or default_en
             infos = tuple(
                 CapInfo(
                     language=lang,
@@ -223,8 +228,8 @@ class StatusPage:
                     parameters=parameters,
                 )
                 for lang, event, title, message, instruction, area in (
-                    ("zh-CN", terms.event_zh, text.title_zh, text.message_zh, text.instruction_zh, area_zh),
-                    ("en", terms.event_en, text.title_en, text.message_en, text.instruction_en, area_en),
+                    ("zh-CN", terms.event_zh, text.title_zh, text.message_zh, instruction_zh, area_zh),
+                    ("en", terms.event_en, text.title_en, text.message_en, instruction_en, area_en),
                 )
             )
             alert = CapAlert(

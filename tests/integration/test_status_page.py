@@ -161,6 +161,7 @@ def test_published_updates_become_the_page_the_feeds_and_cap_alerts(api: Api, sc
     assert text(zh, f"{CAP}area/{CAP}areaDesc") == "海南省海口市"
     assert text(en, f"{CAP}area/{CAP}areaDesc") == "Haikou, Hainan"
     assert text(en, f"{CAP}parameter/{CAP}value") == "2026-10-01T15:00:00+08:00"
+    assert text(en, f"{CAP}instruction") == "Follow the status page and further notices."  # none was given
 
     # a red warning raises the severity; the update refers to the first alert
     api.do(c.IssueWarning(actor=LOCAL, incident_id=iid, level="red"))
@@ -213,6 +214,7 @@ def test_published_updates_become_the_page_the_feeds_and_cap_alerts(api: Api, sc
     assert len(text(cancel, f"{CAP}references").split()) == 2
     assert text(cancel, f"{CAP}info/{CAP}responseType") == "AllClear"
     assert text(cancel, f"{CAP}info/{CAP}urgency") == "Past"
+    assert cancel.find(f"{CAP}info/{CAP}instruction") is None
     english = anonymous(api).get("/status?lang=en").text
     card = english[english.index(f'id="{first["public_ref"]}"') :]
     card = card[: card.index("</article>")]

@@ -124,19 +124,6 @@ class SqlOutbox:
             if rows:
                 conn.execute(insert(M), rows)
             written += len(rows)
-            uow.audit.record(
-                action="notification.enqueue",
-                actor=actor,
-                subject=f"incident:{incident.id}",
-                payload={
-                    "notification": note.id,
-                    "cause": notice.cause,
-                    "notice": int(notice_id),
-                    "messages": len(rows),
-                    "channels": sorted({r["channel"] for r in rows}),
-                },
-                at=at,
-            )
         return written
 
     def context(self, incident: Incident, note: Notification, cause: str, lang: str, at: datetime) -> dict[str, Any]:

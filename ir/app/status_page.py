@@ -301,6 +301,11 @@ class StatusPage:
             uow.incidents.get(incident_id)  # NotFound for an unknown incident
             return self.board(uow).of_incident(incident_id)
 
+    def published(self, incident_id: int) -> list[PublishedUpdate]:
+        """An incident's updates, oldest first, read without a write lock (for a page its reader may see)."""
+        with self.reader() as reader:
+            return reader.of_incident(incident_id)
+
     def public(self, *, incidents: int = 50, with_xml: bool = False) -> list[PublicIncident]:
         """What the public sees: incidents with published updates (real ones and drills), the unresolved
         first, then the most recently updated."""

@@ -449,7 +449,10 @@ def test_the_board_form_publishes(api: Api) -> None:
     }
     answer = browser.post(f"/incidents/{iid}/status-update", data=sent)
     assert answer.status_code == 303 and answer.headers["location"] == f"/incidents/{iid}#status"
-    assert "第 1 条状态更新" in browser.get(f"/incidents/{iid}").text
+    again = browser.get(f"/incidents/{iid}").text
+    assert "第 1 条状态更新" in again
+    assert 'value="Published from the board"' in again  # the next update starts from the public title
+    assert "CAP Alert" in again
     [update] = api.client.get(f"/api/incidents/{iid}/status-updates", headers=api.bearer("observer")).json()
     assert update["title_en"] == "Published from the board"
     assert update["eta"].startswith("2026-10-01T12:30:00")  # 20:30 in Shanghai

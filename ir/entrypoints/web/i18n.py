@@ -361,6 +361,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "facts, notes, steps or people.",
     ),
     "status.view_public": ("查看公开状态页", "View the public status page"),
+    "status.none_yet": ("尚未对外发布。", "Nothing published yet."),
     "status.f_title_zh": ("公开标题（中文）", "Public title (Chinese)"),
     "status.f_title_en": ("公开标题（英文）", "Public title (English)"),
     "status.f_message_zh": ("说明（中文）", "Message (Chinese)"),

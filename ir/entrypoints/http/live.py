@@ -25,7 +25,8 @@ class Change:
 
 class Broadcaster:
     def __init__(self) -> None:
-        self._subscribers: dict[asyncio.Queue[Change | None], asyncio.AbstractEventLoop] = {}
+        # subscribers by event loop: one wake-up of each loop per change, however many streams it serves
+        self._subscribers: dict[asyncio.AbstractEventLoop, set[asyncio.Queue[Change | None]]] = {}
         self._announced: dict[int, int] = {}  # incident -> the latest version announced
         self._lock = threading.Lock()
         self._closed = False
@@ -37,16 +38,19 @@ class Broadcaster:
             if self._closed:
                 queue.put_nowait(None)
             else:
-                self._subscribers[queue] = asyncio.get_running_loop()
+                self._subscribers.setdefault(asyncio.get_running_loop(), set()).add(queue)
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[Change | None]) -> None:
         with self._lock:
-            self._subscribers.pop(queue, None)
+            for loop, queues in list(self._subscribers.items()):
+                queues.discard(queue)
+                if not queues:
+                    del self._subscribers[loop]
 
     @property
     def count(self) -> int:
-        return len(self._subscribers)
+        return sum(len(queues) for queues in self._subscribers.values())
 
     def publish(self, change: Change) -> None:
         """Thread-safe: called after a commit, from whatever thread committed or the change feed's.
@@ -55,10 +59,8 @@ class Broadcaster:
             if self._closed or change.version <= self._announced.get(change.incident_id, 0):
                 return
             self._announced[change.incident_id] = change.version
-            subscribers = list(self._subscribers.items())
-        for queue, loop in subscribers:
-            with contextlib.suppress(RuntimeError):  # that loop is closed: its subscriber is gone
-                loop.call_soon_threadsafe(_offer, queue, change)
+            targets = [(loop, tuple(queues)) for loop, queues in self._subscribers.items()]
+        self._send(targets, change)
 
     def open(self) -> None:
         """Accept subscribers again (the application started anew after a stop)."""
@@ -69,15 +71,23 @@ class Broadcaster:
         """End every stream (the server is stopping); later subscribers' streams end at once."""
         with self._lock:
             self._closed = True
-            subscribers = list(self._subscribers.items())
+            targets = [(loop, tuple(queues)) for loop, queues in self._subscribers.items()]
             self._subscribers.clear()
-        for queue, loop in subscribers:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_offer, queue, None)
+        self._send(targets, None)
+
+    @staticmethod
+    def _send(
+        targets: list[tuple[asyncio.AbstractEventLoop, tuple[asyncio.Queue[Change | None], ...]]],
+        change: Change | None,
+    ) -> None:
+        for loop, queues in targets:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: its subscribers are gone
+                loop.call_soon_threadsafe(_offer_all, queues, change)
 
 
-def _offer(queue: asyncio.Queue[Change | None], change: Change | None) -> None:
-    if queue.full():
-        with contextlib.suppress(asyncio.QueueEmpty):
-            queue.get_nowait()  # drop the oldest: the newest version is what a console needs
-    queue.put_nowait(change)
+def _offer_all(queues: tuple[asyncio.Queue[Change | None], ...], change: Change | None) -> None:
+    for queue in queues:
+        if queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                queue.get_nowait()  # drop the oldest: the newest version is what a console needs
+        queue.put_nowait(change)

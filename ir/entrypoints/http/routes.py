@@ -205,7 +205,8 @@ async def stream(principal: Caller, request: Request, incident: int | None = Non
             yield b": connected\n\n"
             while True:
                 try:
-                    change = await asyncio.wait_for(queue.get(), timeout=15)
+                    async with asyncio.timeout(15):  # no task per message, unlike wait_for
+                        change = await queue.get()
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue

@@ -14,6 +14,7 @@ import hashlib
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -335,6 +336,32 @@ def test_an_unpublished_incident_does_not_appear(api: Api) -> None:
         assert "XQ17" not in client.get(path).text
     listed = api.client.get(f"/api/incidents/{iid}/status-updates", headers=api.bearer("observer"))
     assert listed.json() == []
+
+
+def test_concurrent_publishers_never_fork_the_notice(api: Api, schema: xmlschema.XMLSchema) -> None:
+    """Eight publishers at once on one incident: updates 1 to 8, each referring to all the earlier ones."""
+    from ir.domain.status_updates import PublishStatusUpdate
+    from ir.entrypoints.status_service import status_page
+
+    iid = api.open("ddos", level="III", title="crowded")
+    service = status_page(api.app)
+    actor = c.Actor(id="communications", roles=frozenset({"communications"}))
+
+    def one(n: int) -> int:
+        command = PublishStatusUpdate(actor=actor, incident_id=iid, **body(title_en=f"Update from desk {n}"))
+        return service.publish(command).seq
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        seqs = sorted(pool.map(one, range(8)))
+    assert seqs == list(range(1, 9))
+    updates = service.published(iid)
+    for k, u in enumerate(updates):
+        alert = ET.fromstring(u.cap_xml.encode())
+        schema.validate(u.cap_xml)
+        refs = alert.findtext(f"{CAP}references")
+        assert (refs.split() if refs else []) == [
+            f"{api.app.settings.status_sender},{e.cap_identifier},{e.cap_sent}" for e in updates[:k]
+        ]
 
 
 # -- refusals -------------------------------------------------------------------------------------------

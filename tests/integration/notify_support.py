@@ -223,7 +223,9 @@ def notify_folder(
         "groups": {"cab": {"reach": "first"}},
         "audiences": {
             "internal": {k: [f"ops-{k}"] for k in ("dingtalk", "wecom", "feishu", "slack", "teams", "webhook")}
-        },
+        }
+        if http is not None
+        else {},
         "dispatch": settings,
     }
     endpoints: dict[str, Any] = {}

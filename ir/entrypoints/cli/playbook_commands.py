@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,15 +19,30 @@ if TYPE_CHECKING:
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @json_option
 def validate(paths: tuple[str, ...], as_json: bool) -> None:
-    """Check playbooks (files or folders): one line per problem, exit 1 on any error."""
+    """Check playbooks (files or folders) and notification configurations (a folder with routing.yaml:
+    routing, channels, templates rendered against their variables): one line per problem, exit 1 on any error."""
+    from ir.adapters.notify.config import check_playbook_templates, is_config_folder, read_config
     from ir.adapters.playbooks.library import compile_file, playbook_files
 
-    results = [compile_file(path, today=today()) for path in playbook_files(paths)]
-    if not results:
+    configs = [p for p in paths if is_config_folder(p)]
+    books = tuple(p for p in paths if p not in configs)
+    results = [compile_file(path, today=today()) for path in playbook_files(books)] if books else []
+    if not results and not configs:
         raise click.exceptions.Exit(_no_files(paths))
-    errors = sum(len(r.errors) for r in results)
+    per_folder: dict[str, list[Any]] = {}
+    for folder in configs:
+        config, found = read_config(folder)
+        if config is not None and results:  # the templates the playbooks checked alongside name must exist
+            used: dict[str, list[str]] = {}
+            for r in results:
+                for note in r.playbook.notifications.values() if r.playbook else ():
+                    used.setdefault(note.template, []).append(r.file)
+            found += check_playbook_templates(config, used)
+        per_folder[folder] = found
+    notify_problems = [p for found in per_folder.values() for p in found]
+    errors = sum(len(r.errors) for r in results) + sum(1 for p in notify_problems if p.severity == "error")
     if as_json:
-        payload = [
+        payload: list[dict[str, Any]] = [
             {
                 "file": r.file,
                 "id": r.playbook.id if r.playbook else None,
@@ -36,16 +51,30 @@ def validate(paths: tuple[str, ...], as_json: bool) -> None:
             }
             for r in results
         ]
+        payload += [
+            {
+                "file": folder,
+                "id": None,
+                "valid": not any(p.severity == "error" for p in found),
+                "problems": [p.as_dict() for p in found],
+            }
+            for folder, found in per_folder.items()
+        ]
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
     else:
         for r in results:
             for problem in r.problems:
                 click.echo(str(problem))
+        for notify_problem in notify_problems:
+            click.echo(str(notify_problem))
         valid = sum(1 for r in results if r.ok)
+        what = f"{valid} of {len(results)} playbook(s) valid" if results else ""
+        if configs:
+            what += ("; " if what else "") + f"{len(configs)} notification configuration(s)"
         if errors:
-            click.echo(f"{valid} of {len(results)} playbook(s) valid, {errors} error(s)", err=True)
+            click.echo(f"{what}, {errors} error(s)", err=True)
         else:
-            click.echo(f"ok: {len(results)} playbook(s) valid")
+            click.echo(f"ok: {what} valid")
     if errors:
         raise click.exceptions.Exit(1)
 

@@ -50,5 +50,10 @@ def serve(api: FastAPI, *, host: str, port: int, grace: float = 20.0) -> bool:
         api, host=host, port=port, log_level="warning", timeout_graceful_shutdown=int(grace), lifespan="on"
     )
     server = GracefulServer(config, on_stop=api.state.broadcaster.close)
-    server.run()
+    try:
+        server.run()
+    except SystemExit:  # uvicorn's way of saying it could not start (exit 3, which ir means as "not found")
+        if server.started:
+            raise
+        return False
     return server.started

@@ -84,9 +84,18 @@ def check_text(c: PublishStatusUpdate) -> PublicText:
         if (zh is None) != (en is None):
             raise InvalidInput(f"{name} is given in both languages or in neither", field=f"{name}_en")
     for name, value in vars_of(text).items():
-        if value is not None and any(ord(ch) < 32 and ch not in "\n\t" for ch in value):
-            raise InvalidInput(f"{name} holds control characters", field=name)
+        if value is not None and any(not _xml_char(ch) for ch in value):
+            raise InvalidInput(f"{name} holds control or non-characters (XML cannot carry them)", field=name)
     return text
+
+
+def _xml_char(ch: str) -> bool:
+    """A character XML 1.0 can carry (the text goes into CAP and Atom): no control characters but tab and
+    newline, no lone surrogates, not U+FFFE or U+FFFF."""
+    code = ord(ch)
+    if code < 0x20:
+        return ch in "\n\t"
+    return not (0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF))
 
 
 def vars_of(text: PublicText) -> dict[str, str | None]:

@@ -11,6 +11,7 @@ absent; every other route still refusing a caller who has not signed in.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -382,9 +383,14 @@ def test_bad_input_is_refused_and_publishes_nothing(api: Api) -> None:
         (body(area_zh="海口"), 422, "area_en"),  # one language of two
         (body(eta=(T0 + timedelta(days=1)).isoformat(), resolved=True), 422, "eta"),
         (body(title_zh="x" * 201), 422, None),
+        (body(message_en="bell \x07"), 422, "message_en"),
+        (body(message_zh="\ud800 lone surrogate"), 422, "message_zh"),
+        (body(title_en="\ufffe"), 422, "title_en"),
     ]
-    for sent, status, field in cases:
-        problem(api.client.post(url, json=sent, headers=headers), status, field=field)
+    for sent, status, field in cases:  # as JSON text (a lone surrogate travels escaped, as \ud800)
+        raw = json.dumps(sent, ensure_ascii=True)
+        answer = api.client.post(url, content=raw, headers=headers | {"Content-Type": "application/json"})
+        problem(answer, status, field=field)
     problem(api.client.post("/api/incidents/999999/status-updates", json=body(), headers=headers), 404)
     for role in ("responder", "observer", "auditor"):
         problem(api.client.post(url, json=body(), headers=api.bearer(role)), 403)

@@ -451,6 +451,8 @@ def test_the_public_routes_need_no_sign_in_and_every_other_route_does(api: Api) 
         real = path.replace("{identifier}", published["cap_identifier"])
         answer = client.get(real)
         assert answer.status_code == 200, f"{real}: {answer.status_code}"
+        head = client.head(real)  # what uptime checks send
+        assert head.status_code == 200 and not head.content, real
     for method, path in served:
         if path in PUBLIC_PATHS or path in PUBLIC_BY_DESIGN:
             continue

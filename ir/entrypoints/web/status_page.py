@@ -132,7 +132,7 @@ def _page(request: Request, lang: Lang) -> bytes:
     return html.encode()
 
 
-@router.get("/status")
+@router.api_route("/status", methods=["GET", "HEAD"])
 def status_page(request: Request) -> Response:
     lang = _lang(request)
     html = _cached(request, ("page", lang), lambda: _page(request, lang))
@@ -166,17 +166,17 @@ def _feed(request: Request, *, cap: bool) -> Response:
     return Response(body, media_type=ATOM_TYPE, headers={"Cache-Control": CACHE})
 
 
-@router.get("/status/feed.atom")
+@router.api_route("/status/feed.atom", methods=["GET", "HEAD"])
 def atom_feed(request: Request) -> Response:
     return _feed(request, cap=False)
 
 
-@router.get("/status/feed.cap.xml")
+@router.api_route("/status/feed.cap.xml", methods=["GET", "HEAD"])
 def cap_feed(request: Request) -> Response:
     return _feed(request, cap=True)
 
 
-@router.get("/status/alerts/{identifier}.xml")
+@router.api_route("/status/alerts/{identifier}.xml", methods=["GET", "HEAD"])
 def cap_alert(request: Request, identifier: str) -> Response:
     """One CAP 1.2 alert, exactly as it was published (404 problem for an unknown identifier)."""
     found = service(request).alert(identifier)

@@ -30,6 +30,7 @@ from ir.adapters.db.tables import (
 from ir.bootstrap import App, build
 from ir.config import Settings
 from ir.domain import commands as c
+from ir.domain import decisions
 from ir.domain.errors import Conflict, InvalidTransition, IrError, NotMigrated
 from ir.domain.events import ChecklistItemChecked, event_from_dict
 from ir.domain.incident import Incident, StepStatus, fold
@@ -310,6 +311,47 @@ def test_every_step_act_keeps_the_projection_equal_to_a_rebuild(app: App, clock:
         assert table_rows(app, work_items) == live_items, f"after {type(command).__name__}"
         assert table_rows(app, incidents) == live_incidents, f"after {type(command).__name__}"
     assert table_rows(app, incidents)[0]["status"] == "closed"
+
+
+def test_work_items_written_by_two_processes_in_turn_and_after_a_rollback_equal_a_rebuild(
+    app: App, clock: SimulatedClock, make_app: AppFactory
+) -> None:
+    """A process writes only the work-item columns that changed since the rows it knows it wrote: when
+    another process wrote since, or its own transaction was rolled back, it must not trust what it knew."""
+    first, second = app, make_app()
+    iid = open_ddos(first, level="II")
+    base: dict[str, Any] = {"actor": ACTOR, "incident_id": iid}
+
+    def act(process: App, command: c.Command) -> None:
+        clock.advance(timedelta(minutes=4))
+        process.handlers.handle(command)
+
+    def check(phase: str) -> None:
+        live = table_rows(first, work_items)
+        rebuild(first.db)
+        assert table_rows(first, work_items) == live, phase
+
+    act(first, c.StartStep(**base, step_id="confirm"))
+    act(second, c.CompleteStep(**base, step_id="confirm"))  # rows the first process wrote and knows
+    loaded(first, iid)  # the first process reads the new state (its board), then acts on it
+    act(first, c.StartStep(**base, step_id="scrubbing", assignee="soc-duty"))
+    act(first, c.StartStep(**base, step_id="upstream-help"))
+    check("two processes in turn")
+
+    act(first, c.FailStep(**base, step_id="upstream-help", note="carrier NOC not answering"))
+    with first.db.uow() as uow:  # a command whose projection was written, then rolled back
+        inc = uow.incidents.get(iid)
+        events = decisions.retry_step(inc, "upstream-help", actor=ACTOR.id, now=inc.now(clock.now()), note=None)
+        uow.incidents.append(inc, events)
+    act(first, c.RetryStep(**base, step_id="upstream-help"))  # the same change, now stored
+    check("after a rollback")
+
+    act(second, c.CompleteStep(**base, step_id="upstream-help"))
+    act(first, c.MarkNotificationSent(**base, notification_id="internal-callout", reference="sms batch 17"))
+    check("after the other process again")
+    assert {r["ref"]: r["status"] for r in table_rows(first, work_items) if r["kind"] == "step"}[
+        "step:upstream-help"
+    ] == ("done")
 
 
 # -- snapshots -------------------------------------------------------------------------------------------

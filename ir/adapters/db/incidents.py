@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Update, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ir.adapters.db import sqlite_fast
@@ -29,7 +29,7 @@ from ir.domain.deadlines import CalendarFor, Deadline, deadlines, touched_refs
 from ir.domain.emergency import merge_playbooks
 from ir.domain.errors import NotFound
 from ir.domain.events import Event, event_from_dict, event_to_dict
-from ir.domain.incident import Incident, StepStatus
+from ir.domain.incident import Incident
 from ir.domain.playbook import Playbook
 from ir.domain.regimes import Regime
 from ir.domain.snapshot import from_snapshot, joined_playbooks, to_snapshot
@@ -51,22 +51,35 @@ _SELECT_HEAD = select(
 ).where(incidents.c.id == bindparam("b_id"))
 _INSERT_EVENTS = insert(incident_events)
 _ITEM_COLUMNS = ("kind", "role", "status", "assignee", "due_at", "done_at")
-_UPDATE_ITEM = (
-    update(work_items)
-    .where(and_(work_items.c.incident_id == bindparam("b_incident"), work_items.c.ref == bindparam("b_ref")))
-    .values({name: bindparam(f"b_{name}") for name in _ITEM_COLUMNS})
-)
+ItemRow = tuple[Any, ...]  # one work item's _ITEM_COLUMNS, in that order
 _INSERT_ITEMS = insert(work_items)
 _SQLITE_INSERT_EVENT = sqlite_fast.compiled(
     insert(incident_events).values({c.name: bindparam(c.name) for c in incident_events.columns})
 )
-_SQLITE_UPDATE_ITEM = sqlite_fast.compiled(_UPDATE_ITEM)
+# UPDATEs of a work item that set only the columns that changed (an index whose column is in the SET list is
+# rewritten even when the value is the same: a page more per row and commit), built once per column set.
+_ITEM_UPDATES: dict[tuple[str, ...], tuple[Update, str]] = {}
+
+
+def _item_update(columns: tuple[str, ...]) -> tuple[Update, str]:
+    found = _ITEM_UPDATES.get(columns)
+    if found is None:
+        statement = (
+            update(work_items)
+            .where(and_(work_items.c.incident_id == bindparam("b_incident"), work_items.c.ref == bindparam("b_ref")))
+            .values({name: bindparam(f"b_{name}") for name in columns})
+        )
+        found = _ITEM_UPDATES.setdefault(columns, (statement, sqlite_fast.compiled(statement)))
+    return found
+
 
 PlaybookLoader = Callable[[str, str], Playbook]  # (hash, source) -> compiled playbook
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one encoder, not one per call
+
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 class IncidentCache:
@@ -77,6 +90,8 @@ class IncidentCache:
         self._lock = threading.Lock()
         self._size = size
         self._writers: dict[int, threading.Lock] = {}
+        # the work-item rows this process last wrote for a cached incident, and the version they are of
+        self._rows: dict[int, tuple[int, dict[str, ItemRow]]] = {}
 
     def writer_lock(self, incident_id: int) -> threading.Lock:
         """One writer per incident per process: a cached incident is folded in place by its writer."""
@@ -98,11 +113,27 @@ class IncidentCache:
             self._items[incident.id] = incident
             self._items.move_to_end(incident.id)
             while len(self._items) > self._size:
-                self._items.popitem(last=False)
+                gone, _ = self._items.popitem(last=False)
+                self._rows.pop(gone, None)
 
     def evict(self, incident_id: int) -> None:
         with self._lock:
             self._items.pop(incident_id, None)
+            self._rows.pop(incident_id, None)
+
+    def work_items(self, incident_id: int, version: int) -> dict[str, ItemRow]:
+        """The work-item rows stored for this incident at `version`, as far as this process wrote them (a
+        stream is append-only, so the rows of a version are the same whoever wrote them); empty if unknown."""
+        with self._lock:
+            found = self._rows.get(incident_id)
+        return found[1] if found is not None and found[0] == version else {}
+
+    def keep_work_items(self, incident_id: int, version: int, rows: dict[str, ItemRow]) -> None:
+        with self._lock:
+            if incident_id in self._items:
+                self._rows[incident_id] = (version, rows)
+            else:
+                self._rows.pop(incident_id, None)
 
 
 class PlaybookCache:
@@ -207,10 +238,10 @@ class SqlIncidentRepository:
         stored = self._write_events(incident.id, 0, events)
         for e in events:
             incident.apply(e)
-        self._update_head(incident, None)
-        self._refresh_work_items(incident, None)
         self.touched.add(incident.id)
         self.cache.put(incident)
+        self._update_head(incident, None)
+        self._refresh_work_items(incident, None)
         return incident, stored
 
     def append(self, incident: Incident, events: Sequence[Event]) -> list[StoredRow]:
@@ -228,29 +259,44 @@ class SqlIncidentRepository:
         for e in events:
             incident.apply(e)
         self._update_head(incident, before)
-        self._refresh_work_items(incident, refs)
+        self._refresh_work_items(incident, refs, stored_version=expected)
         if incident.version // SNAPSHOT_EVERY != expected // SNAPSHOT_EVERY:
             self._snapshot(incident)
         return stored
 
     def _write_events(self, incident_id: int, after: int, events: Sequence[Event]) -> list[StoredRow]:
-        rows: list[dict[str, Any]] = [
-            {
-                "incident_id": incident_id,
-                "seq": after + i,
-                "kind": e.kind,
-                "payload": _json(event_to_dict(e)),
-                "actor": e.actor,
-                "recorded_at": e.at,
-            }
-            for i, e in enumerate(events, 1)
-        ]
+        stored = [StoredRow(incident_id, after + i, e.kind, _json(event_to_dict(e))) for i, e in enumerate(events, 1)]
         raw = sqlite_fast.driver(self.conn)
         if raw is not None:
-            raw.executemany(_SQLITE_INSERT_EVENT, [sqlite_fast.bind(r) for r in rows])
+            at = sqlite_fast.sqlite_time
+            raw.executemany(
+                _SQLITE_INSERT_EVENT,
+                [
+                    {
+                        "incident_id": incident_id,
+                        "seq": s.seq,
+                        "kind": s.kind,
+                        "payload": s.payload,
+                        "actor": e.actor,
+                        "recorded_at": at(e.at),
+                    }
+                    for s, e in zip(stored, events, strict=True)
+                ],
+            )
         else:
+            rows = [
+                {
+                    "incident_id": incident_id,
+                    "seq": s.seq,
+                    "kind": s.kind,
+                    "payload": s.payload,
+                    "actor": e.actor,
+                    "recorded_at": e.at,
+                }
+                for s, e in zip(stored, events, strict=True)
+            ]
             self.conn.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
-        return [StoredRow(incident_id, r["seq"], r["kind"], r["payload"]) for r in rows]
+        return stored
 
     def _update_head(self, incident: Incident, before: tuple[object, ...] | None) -> None:
         """Update the incident-list row when what it shows changed (most step acts change nothing)."""
@@ -274,87 +320,91 @@ class SqlIncidentRepository:
                 insert(incident_snapshots).values(incident_id=incident.id, version=incident.version, state=state)
             )
 
-    def _refresh_work_items(self, incident: Incident, refs: set[str] | None) -> None:
+    def _work_rows(self, incident: Incident, refs: set[str] | None) -> dict[str, ItemRow]:
+        """The work-item rows of the incident's state (only those named by `refs`, if given), by ref."""
         items = deadlines(incident, calendar_for=self.calendar_for, refs=refs)
-        statuses: dict[str, StepStatus] = {}
-        step_ids = (
-            list(incident.playbook.steps)
-            if refs is None
-            else [r[5:] for r in refs if r.startswith("step:") and r[5:] in incident.playbook.steps]
-        )
-        for sid in step_ids:
-            statuses[sid] = incident.step_status(sid)
+        steps = incident.playbook.steps
+        step_ids = list(steps) if refs is None else [r[5:] for r in refs if r.startswith("step:") and r[5:] in steps]
         by_ref: dict[str, Deadline] = {d.ref: d for d in items}
-        rows = []
-        for sid, status in statuses.items():
-            d = by_ref.pop(f"step:{sid}", None)
+        rows: dict[str, ItemRow] = {}
+        for sid in step_ids:
+            ref = f"step:{sid}"
+            d = by_ref.pop(ref, None)
             prog = incident.steps.get(sid)
-            rows.append(
-                {
-                    "incident_id": incident.id,
-                    "ref": f"step:{sid}",
-                    "kind": "step",
-                    "role": incident.playbook.steps[sid].role,
-                    "status": status.value,
-                    "assignee": prog.assignee if prog else None,
-                    "due_at": d.due_at if d else None,
-                    "done_at": d.done_at if d else (prog.finished_at if prog else None),
-                }
+            rows[ref] = (
+                "step",
+                steps[sid].role,
+                incident.step_status(sid).value,
+                prog.assignee if prog else None,
+                d.due_at if d else None,
+                d.done_at if d else (prog.finished_at if prog else None),
             )
         for d in by_ref.values():
-            rows.append(
-                {
-                    "incident_id": incident.id,
-                    "ref": d.ref,
-                    "kind": d.kind,
-                    "role": d.role,
-                    "status": "done" if d.done_at else "open",
-                    "assignee": None,
-                    "due_at": d.due_at,
-                    "done_at": d.done_at,
-                }
-            )
+            rows[d.ref] = (d.kind, d.role, "done" if d.done_at else "open", None, d.due_at, d.done_at)
+        return rows
+
+    def _refresh_work_items(
+        self, incident: Incident, refs: set[str] | None, *, stored_version: int | None = None
+    ) -> None:
+        """Bring the incident's work items up to its state: all of them (refs None), or those named by refs,
+        writing only the rows and columns that differ from the rows stored at `stored_version` where this
+        process knows them (it wrote them), and every column of the others."""
+        rows = self._work_rows(incident, refs)
         if refs is None:
             self.conn.execute(delete(work_items).where(work_items.c.incident_id == incident.id))
             if rows:
-                self.conn.execute(_INSERT_ITEMS, rows)
+                self.conn.execute(_INSERT_ITEMS, [self._item(incident.id, ref, row) for ref, row in rows.items()])
+            self.cache.keep_work_items(incident.id, incident.version, rows)
             return
-        params = [
-            {
-                "b_incident": row["incident_id"],
-                "b_ref": row["ref"],
-                **{f"b_{k}": row[k] for k in _ITEM_COLUMNS},
-            }
-            for row in rows
-        ]
-        produced = {r["ref"] for r in rows}
-        gone = [r for r in refs if r not in produced and not r.startswith("step:")]
+        known = self.cache.work_items(incident.id, stored_version) if stored_version is not None else {}
+        gone = [r for r in refs if r not in rows and not r.startswith("step:")]
         if gone:  # an obligation that no longer applies (a cancelled request, a lapsed notification)
             self.conn.execute(
                 delete(work_items).where(and_(work_items.c.incident_id == incident.id, work_items.c.ref.in_(gone)))
             )
-        if not params:
-            return
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for ref, row in rows.items():
+            old = known.get(ref)
+            if old == row:
+                continue
+            columns = (
+                _ITEM_COLUMNS
+                if old is None
+                else tuple(n for n, a, b in zip(_ITEM_COLUMNS, old, row, strict=True) if a != b)
+            )
+            values: dict[str, Any] = {"b_incident": incident.id, "b_ref": ref}
+            values.update((f"b_{n}", v) for n, v in zip(_ITEM_COLUMNS, row, strict=True) if n in columns)
+            by_columns.setdefault(columns, []).append(values)
         raw = sqlite_fast.driver(self.conn)
-        if raw is not None:
-            changed = raw.executemany(_SQLITE_UPDATE_ITEM, [sqlite_fast.bind(p) for p in params]).rowcount
-        else:
-            changed = self.conn.execute(_UPDATE_ITEM, params[0] if len(params) == 1 else params).rowcount
-        if changed != len(params):  # rows that did not exist yet (a notification that newly applies)
+        expected = changed = 0
+        for columns, params in by_columns.items():
+            statement, sqlite_statement = _item_update(columns)
+            expected += len(params)
+            if raw is not None:
+                changed += raw.executemany(sqlite_statement, [sqlite_fast.bind(p) for p in params]).rowcount
+            else:
+                changed += self.conn.execute(statement, params[0] if len(params) == 1 else params).rowcount
+        if changed != expected:  # rows that did not exist yet (a notification that newly applies)
+            written = [p["b_ref"] for group in by_columns.values() for p in group]
             existing = {
                 r[0]
                 for r in self.conn.execute(
                     select(work_items.c.ref).where(
-                        and_(
-                            work_items.c.incident_id == incident.id,
-                            work_items.c.ref.in_([r["ref"] for r in rows]),
-                        )
+                        and_(work_items.c.incident_id == incident.id, work_items.c.ref.in_(written))
                     )
                 )
             }
-            missing = [r for r in rows if r["ref"] not in existing]
+            missing = [self._item(incident.id, ref, rows[ref]) for ref in written if ref not in existing]
             if missing:
                 self.conn.execute(_INSERT_ITEMS, missing)
+        for ref in gone:
+            known.pop(ref, None)
+        known.update(rows)  # the cached rows are this writer's (it holds the incident's writer lock)
+        self.cache.keep_work_items(incident.id, incident.version, known)
+
+    @staticmethod
+    def _item(incident_id: int, ref: str, row: ItemRow) -> dict[str, Any]:
+        return {"incident_id": incident_id, "ref": ref, **dict(zip(_ITEM_COLUMNS, row, strict=True))}
 
     # -- reading ------------------------------------------------------------------------------------
 

@@ -26,7 +26,8 @@ def sqlite_time(value: datetime | None) -> str | None:
     """As SQLAlchemy's SQLite DateTime stores a UTC instant."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    # the format of SQLAlchemy's SQLite DATETIME ("%04d-%02d-%02d %02d:%02d:%02d.%06d"); isoformat is C
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def driver(conn: Connection) -> Any | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -120,6 +121,9 @@ class BoundVault:
 
 
 class SqlUnitOfWork:
+    """One transaction on this thread's write connection. The repositories are made on first use (most
+    commands use two of them), each bound to the connection and to one `now` per unit of work."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
         self._conn: Connection | None = None
@@ -127,6 +131,16 @@ class SqlUnitOfWork:
         self._touched: set[int] = set()
         self._held: list[threading.Lock] = []
         self._locked = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self._now: datetime | None = None
+        self._incidents: SqlIncidentRepository | None = None
+        self._evidence: SqlEvidenceStore | None = None
+        self._audit: SqlAuditTrail | None = None
+        self._personal: BoundVault | None = None
+        self._inventory: SqlInventory | None = None
+        self._users: SqlUsers | None = None
 
     def __enter__(self) -> SqlUnitOfWork:
         self.db.write_lock.__enter__()
@@ -136,22 +150,59 @@ class SqlUnitOfWork:
             conn.rollback()
         conn.begin()
         self._conn = conn
-        self.incidents = SqlIncidentRepository(
-            conn,
-            cache=self.db.cache,
-            playbooks=self.db.playbooks,
-            calendar_for=self.db.calendar_for,
-            touched=self._touched,
-            trust_cache=True,
-            held=self._held,
-            regimes=self.db.regimes,
-        )
-        self.evidence = SqlEvidenceStore(conn, folder=self.db.evidence_folder, now=self.db.clock.now())
-        self.audit = SqlAuditTrail(conn, log_id=self.db.log_id, keys=self.db.keys)
-        self.personal = BoundVault(self.db.vault, conn, self.db.clock)
-        self.inventory = SqlInventory(conn, now=self.db.clock.now())
-        self.users = SqlUsers(conn, now=self.db.clock.now())
+        self._reset()
         return self
+
+    def now(self) -> datetime:
+        """The unit of work's instant, read once."""
+        if self._now is None:
+            self._now = self.db.clock.now()
+        return self._now
+
+    @property
+    def incidents(self) -> SqlIncidentRepository:
+        if self._incidents is None:
+            self._incidents = SqlIncidentRepository(
+                self.conn,
+                cache=self.db.cache,
+                playbooks=self.db.playbooks,
+                calendar_for=self.db.calendar_for,
+                touched=self._touched,
+                trust_cache=True,
+                held=self._held,
+                regimes=self.db.regimes,
+            )
+        return self._incidents
+
+    @property
+    def evidence(self) -> SqlEvidenceStore:
+        if self._evidence is None:
+            self._evidence = SqlEvidenceStore(self.conn, folder=self.db.evidence_folder, now=self.now())
+        return self._evidence
+
+    @property
+    def audit(self) -> SqlAuditTrail:
+        if self._audit is None:
+            self._audit = SqlAuditTrail(self.conn, log_id=self.db.log_id, keys=self.db.keys)
+        return self._audit
+
+    @property
+    def personal(self) -> BoundVault:
+        if self._personal is None:
+            self._personal = BoundVault(self.db.vault, self.conn, self.db.clock)
+        return self._personal
+
+    @property
+    def inventory(self) -> SqlInventory:
+        if self._inventory is None:
+            self._inventory = SqlInventory(self.conn, now=self.now())
+        return self._inventory
+
+    @property
+    def users(self) -> SqlUsers:
+        if self._users is None:
+            self._users = SqlUsers(self.conn, now=self.now())
+        return self._users
 
     @property
     def conn(self) -> Connection:

@@ -10,6 +10,7 @@ Every other route still needs a sign-in (tests/integration/test_status_page.py t
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -95,19 +96,22 @@ _Cache = dict[tuple[str, ...], tuple[tuple[int, int], bytes]]
 
 def _cached(request: Request, key: tuple[str, ...], make: Callable[[], bytes]) -> bytes:
     """A rendered public document, kept in this process until anything is published (by any process: the
-    key includes the board's version, read afresh on every request), so a crowd costs one small query each."""
-    cache: dict[tuple[str, ...], tuple[tuple[int, int], bytes]] | None = getattr(
-        request.app.state, "status_cache", None
-    )
-    if cache is None:
-        cache = request.app.state.status_cache = {}
+    key includes the board's version, read afresh on every request), so a crowd costs one small query each;
+    after a publish, one request renders while the others wait for it (no stampede of renders)."""
+    state = request.app.state
+    cache: _Cache = state.status_cache
     version = service(request).version()
     found = cache.get(key)
     if found is not None and found[0] == version:
         return found[1]
-    made = make()
-    cache[key] = (version, made)  # a handful of keys: the documents times the two languages
-    return made
+    with state.status_lock:
+        cache = state.status_cache
+        found = cache.get(key)
+        if found is not None and found[0] == version:
+            return found[1]
+        made = make()
+        cache[key] = (version, made)  # a handful of keys: the documents times the two languages
+        return made
 
 
 def _page(request: Request, lang: Lang) -> bytes:
@@ -243,5 +247,7 @@ def install(api: FastAPI) -> None:
     and the API's status-update routes."""
     from ir.entrypoints.http import status_updates
 
+    api.state.status_cache = {}
+    api.state.status_lock = threading.Lock()
     api.include_router(router)
     api.include_router(status_updates.router)

@@ -6,6 +6,7 @@ is down is one line and exit 69; a token's last use is recorded.
 
 from __future__ import annotations
 
+import http.server
 import ipaddress
 import json
 import os
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -159,7 +161,7 @@ def test_open_list_status_and_steps_through_the_server_as_the_tokens_user(people
     incident = _open(people)
 
     # the list and the timeline print exactly what the command line prints on the server's machine
-    for args in (("incidents",), ("timeline", str(incident))):
+    for args in (("incidents",), ("timeline", str(incident)), ("timeline", str(incident), "--json")):
         remote, local = people.remote("rita", *args), people.here(*args)
         assert remote.code == 0 and local.code == 0, (remote.err, local.err)
         assert remote.out == local.out
@@ -291,6 +293,12 @@ def test_the_environment_names_the_server_and_the_token(people: Server) -> None:
     env = {**NO_LOCAL_DATABASE, "IR_SERVER": people.url, "IR_TOKEN": people.tokens["rita"]}
     assert ir("incidents", "--open", env=env).code == 0
 
+    shared = people.folder / "shared.token"
+    shared.write_text(people.tokens["rita"], encoding="utf-8")
+    shared.chmod(0o644)
+    warned = ir("--server", people.url, "--token-file", str(shared), "incidents", env=NO_LOCAL_DATABASE)
+    assert warned.code == 0 and "can be read by other users" in warned.err  # a warning, not a refusal
+
 
 def test_local_only_commands_refuse_a_server(people: Server) -> None:
     for args in (("db", "upgrade"), ("audit", "verify"), ("users", "list"), ("serve",)):
@@ -305,6 +313,7 @@ def test_local_only_commands_refuse_a_server(people: Server) -> None:
 def test_a_server_that_is_down_is_one_line_and_exit_69(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("ir_0_x\n", encoding="utf-8")
+    token.chmod(0o600)
     down = ir(
         "--server", f"http://127.0.0.1:{free_port()}", "--token-file", str(token), "incidents", env=NO_LOCAL_DATABASE
     )
@@ -385,6 +394,7 @@ def self_signed(folder: Path) -> Path:
 def test_an_untrusted_certificate_and_a_silent_server_are_one_line_and_exit_69(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("ir_0_x\n", encoding="utf-8")
+    token.chmod(0o600)
     with listening(self_signed(tmp_path)) as port:
         tls = ir(
             "--server", f"https://127.0.0.1:{port}", "--token-file", str(token), "incidents", env=NO_LOCAL_DATABASE
@@ -402,6 +412,32 @@ def test_an_untrusted_certificate_and_a_silent_server_are_one_line_and_exit_69(t
         )
     assert silent.code == 69, silent.err
     assert "did not answer within 1 s" in silent.err and silent.err.count("\n") == 1
+
+
+class _Moved(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(301)
+        self.send_header("Location", "https://ir.example.org/api/incidents")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_server_that_redirects_is_named_not_followed(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("ir_0_x\n", encoding="utf-8")
+    token.chmod(0o600)
+    moved = http.server.HTTPServer(("127.0.0.1", 0), _Moved)
+    thread = threading.Thread(target=moved.serve_forever, daemon=True)
+    thread.start()
+    try:
+        where = f"http://127.0.0.1:{moved.server_address[1]}"
+        found = ir("--server", where, "--token-file", str(token), "incidents", env=NO_LOCAL_DATABASE)
+    finally:
+        moved.shutdown()
+        moved.server_close()
+    assert found.code == 69 and "https://ir.example.org/api/incidents" in found.err, found.err
 
 
 def test_a_tokens_last_use_is_recorded(people: Server) -> None:

@@ -67,6 +67,12 @@ def read_token(path: str) -> str:
     found = text.strip().splitlines()[0].strip() if text.strip() else ""
     if not found:
         raise InvalidInput(f"--token-file: {path} is empty")
+    mode = Path(path).stat().st_mode
+    if mode & 0o077:
+        click.echo(
+            f"ir: warning: {path} can be read by other users of this machine: chmod 600 {path} / 令牌文件权限过宽",
+            err=True,
+        )
     return found
 
 

@@ -222,6 +222,8 @@ class RemoteBackend:
                 "/ 需要 API 令牌",
                 6,
             )
+        if not all("!" <= ch <= "~" for ch in token):
+            raise InvalidInput("the API token has characters no token has (spaces, line breaks, non-ASCII)")
         from importlib.metadata import version
 
         self.client = httpx.Client(
@@ -250,6 +252,9 @@ class RemoteBackend:
             raise ServerUnreachable(f"cannot reach the server {self.server}: {_why(exc)} / 无法连接服务器") from None
         if answer.status_code >= 400:
             raise self._refusal(answer)
+        if answer.is_redirect:
+            moved = answer.headers.get("location", "elsewhere")
+            raise ServerUnreachable(f"{self.server} sends requests to {moved}: give that address as --server")
         if answer.status_code == 204 or not answer.content:
             return None
         try:

@@ -308,14 +308,14 @@ class StatusPage:
 
     def public(self, *, incidents: int = 50, with_xml: bool = False) -> list[PublicIncident]:
         """What the public sees: incidents with published updates (real ones and drills), the unresolved
-        first, then the most recently updated."""
+        first, real incidents before exercises, then the most recently updated."""
         with self.reader() as reader:
             rows = reader.public(incidents=incidents, with_xml=with_xml)
         grouped: dict[str, list[PublishedUpdate]] = {}
         for row in rows:
             grouped.setdefault(row.public_ref, []).append(row)
         out = [PublicIncident(ref, ups[0].mode, tuple(ups)) for ref, ups in grouped.items()]
-        out.sort(key=lambda i: (i.resolved, -i.latest.published_at.timestamp()))
+        out.sort(key=lambda i: (i.resolved, i.mode != "real", -i.latest.published_at.timestamp()))
         return out
 
     def version(self) -> tuple[int, int]:

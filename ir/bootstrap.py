@@ -58,7 +58,7 @@ class App:
     def appender(self) -> GroupCommitAppender:
         """Stand-alone audit records (sign-ins, refusals, machine acts), group-committed; started on first use."""
         if self._appender is None:
-            self._appender = GroupCommitAppender(self.db, on_commit=self.audit.seal_after_commit)
+            self._appender = GroupCommitAppender(self.db, sealer=self.audit.sealer, on_commit=self.audit.after_append)
         return self._appender
 
     def close(self) -> None:

@@ -38,6 +38,8 @@ class Session:
             "IR_DATA_DIR": str(folder),
             "IR_PLAYBOOKS_DIR": PLAYBOOKS,
             "IR_LANG": "en",
+            # checkpoints come every N records only: the wall clock (a slow machine) must not add one
+            "IR_AUDIT_CHECKPOINT_SECONDS": "86400",
         }
 
     def __call__(self, *args: str, code: int = 0) -> Run:

@@ -563,6 +563,65 @@ def test_an_aborted_seal_leaves_no_gap(app: App, clock: SimulatedClock) -> None:
     assert assert_sealed_without_gaps(app) == count(app, incident_events)
 
 
+def test_the_appender_writes_its_records_sealed_after_what_was_pending(app: App, clock: SimulatedClock) -> None:
+    """A batch handed to the appender is numbered in its own commit, after the command records still
+    waiting for the sealer: nothing is left unsealed, and nothing is numbered out of turn."""
+    iid = open_ddos(app)
+    app.audit.flush()
+    for n in range(3):
+        app.handlers.handle(c.AddNote(actor=ACTOR, incident_id=iid, text=f"pending {n}"))
+    with app.db.connection() as conn:
+        before = {str(i): s for i, s in conn.execute(select(audit_records.c.id, audit_records.c.seq))}
+    pending = {i for i, s in before.items() if s is None}
+    assert len(pending) == 3
+    at = clock.now()
+    app.appender.append_many([Pending("probe", "x", f"s{k % 3}", {"k": k}, at) for k in range(250)])
+    assert count(app, audit_records, audit_records.c.seq.is_(None)) == 0  # no sealer ran: the appender did
+    with app.db.connection() as conn:
+        after = {str(i): int(s) for i, s in conn.execute(select(audit_records.c.id, audit_records.c.seq))}
+    appended = [s for i, s in after.items() if i not in before]
+    assert len(appended) == 250
+    assert max(after[i] for i in pending) < min(appended), "a pending record was numbered after the batch"
+    total = assert_sealed_without_gaps(app)
+    contents = [r for r in decrypt_audit(app) if r["action"] == "probe"]
+    assert sorted(r["payload"]["k"] for r in contents) == list(range(250))
+    assert total == count(app, incident_events) + 250
+
+
+def test_the_appender_still_writes_when_sealing_fails_and_the_sealer_numbers_it_later(
+    app: App, clock: SimulatedClock
+) -> None:
+    """A failure of the chain's own (a checkpoint that cannot be signed) does not refuse a sign-in: the
+    batch is written unsealed instead, and the next seal numbers it without a gap."""
+    from ir.adapters.audit.appender import GroupCommitAppender
+
+    def refuse(*_: object) -> None:
+        raise RuntimeError("the checkpoint could not be signed")
+
+    failing = Sealer(
+        app.db.engine,
+        log_id=app.settings.audit_log_id,
+        clock=clock,
+        checkpoint=refuse,
+        checkpoint_every=1,
+        write_lock=app.db.write_lock,
+    )
+    open_ddos(app)
+    app.audit.flush()
+    sealed_before = seqs(app)
+    woken: list[object] = []
+    appender = GroupCommitAppender(app.db, sealer=failing, on_commit=woken.append)
+    try:
+        appender.append(action="sign_in", actor="x", subject="s", payload={}, at=clock.now())
+    finally:
+        appender.close()
+    assert woken == [None]  # written unsealed: the background sealer is told
+    assert seqs(app) == sealed_before
+    assert count(app, audit_records, audit_records.c.seq.is_(None)) == 1
+    assert assert_sealed_without_gaps(app) == len(sealed_before) + 1
+    assert "sign_in" in {r["action"] for r in decrypt_audit(app)}
+
+
 # -- failing closed --------------------------------------------------------------------------------------
 
 

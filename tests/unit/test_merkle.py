@@ -504,3 +504,50 @@ def test_random_proofs_verify_and_any_changed_byte_breaks_them(leaves: list[byte
     changed_old_root[byte] ^= 0x01
     assert not verify_consistency(m, n, bytes(changed_old_root), root_n, consistency)
     assert not verify_inclusion(index, n, hashes[index], proof, bytes(changed_root))
+
+
+# -- the export's index: levels kept in temporary files, proofs streamed in order -------------------------
+
+
+def test_the_export_index_gives_the_reference_proofs_and_roots() -> None:
+    from ir.adapters.audit.export import TreeIndex
+
+    inputs, roots = _known_answers()
+    hashes = [leaf_hash(d) for d in inputs]
+    with TreeIndex() as index:
+        assert index.range_root(0, 0) == roots[0]
+        for n, h in enumerate(hashes, start=1):
+            index.append(h)
+            assert index.range_root(0, n) == roots[n], n
+        for (i, size), expected in REFERENCE_INCLUSION.items():
+            assert index.prover(size)(i) == [_h(x) for x in expected], (i, size)
+            assert index.proof(i, size) == [_h(x) for x in expected], (i, size)
+        for (old, new), expected in REFERENCE_CONSISTENCY.items():
+            assert consistency_proof_from(old, new, index.range_root) == [_h(x) for x in expected], (old, new)
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 7, 64, 65, 2047, 2048, 2049, 4097, 6000])
+def test_the_export_index_streams_the_same_proofs_as_the_reference(total: int) -> None:
+    """Across its blocks (2,048 nodes a level): every size near the end, leaves asked in order and out of
+    order, against the reference builder over the same leaves."""
+    from ir.adapters.audit.export import TreeIndex
+
+    rng = random.Random(total)
+    leaves = [hashlib.sha256(rng.randbytes(8)).digest() for _ in range(total)]
+    with TreeIndex() as index:
+        index.extend(leaves)
+        for size in sorted({total, max(1, total - 1), max(1, total // 2 + 1)}):
+            tree_root = root(leaves[:size])
+            assert index.range_root(0, size) == tree_root
+            prove = index.prover(size)
+            picks = range(size) if size <= 300 else sorted(rng.sample(range(size), 200))
+            for i in [*picks, *rng.sample(range(size), min(size, 20))]:
+                proof = prove(i)
+                assert proof == inclusion_proof(i, leaves[:size]), (size, i)
+                assert verify_inclusion(i, size, leaves[i], proof, tree_root)
+        with pytest.raises(ValueError):
+            index.prover(total + 1)
+        with pytest.raises(ValueError):
+            index.prover(total)(total)
+        with pytest.raises(ValueError):
+            index.range_root(0, total + 1)

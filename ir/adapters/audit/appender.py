@@ -1,9 +1,16 @@
 """Audit records that stand alone (sign-ins, refusals, reveals, exports, machine acts), from many threads,
 made durable by group commit: one writer thread commits everything queued so far in one transaction,
-and each caller returns only once its own record is committed (or gets the error: fail closed)."""
+and each caller returns only once its own record is committed (or gets the error: fail closed).
+
+Those transactions hold nothing but audit records, so with a sealer the records are written already
+sealed (`Sealer.write_sealed`: numbered after whatever else was pending, under the same write lock, in the
+same commit). Should that fail for a reason of the chain's own (a checkpoint that cannot be signed, say),
+the batch is written unsealed instead, for the background sealer; only when the records cannot be
+written at all does the caller get the error."""
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -12,9 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ir.adapters.audit.writer import SqlAuditTrail
+from sqlalchemy import Connection
+
+from ir.adapters.audit.sealer import Sealed, Sealer
+from ir.adapters.audit.writer import NewRecord, RecordMaker, SqlAuditTrail
 from ir.adapters.db.engine import WRITE
 from ir.adapters.db.uow import Database
+
+log = logging.getLogger("ir.audit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +39,20 @@ class Pending:
 
 
 class GroupCommitAppender:
-    def __init__(self, db: Database, *, max_batch: int = 2000, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        sealer: Sealer | None = None,
+        max_batch: int = 2000,
+        on_commit: Callable[[Sealed | None], None] | None = None,
+    ) -> None:
         self.db = db
-        self.on_commit = on_commit  # wakes the sealer
+        self.sealer = sealer
+        self.on_commit = on_commit  # told what was sealed (None: the batch was written unsealed)
         self.max_batch = max_batch
-        self._queue: queue.Queue[tuple[list[Pending], Future[None]] | None] = queue.Queue()
+        self._maker = RecordMaker(log_id=db.log_id, keys=db.keys)
+        self._queue: queue.Queue[tuple[list[Pending] | list[NewRecord], Future[None]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="ir-audit-appender", daemon=True)
         self._thread.start()
 
@@ -41,8 +62,22 @@ class GroupCommitAppender:
 
     def append_many(self, records: list[Pending]) -> None:
         done: Future[None] = Future()
-        self._queue.put((records, done))
+        self._queue.put((self._encrypted(records), done))
         done.result()
+
+    def _encrypted(self, records: list[Pending]) -> list[Pending] | list[NewRecord]:
+        """Encrypted here, in the caller's thread, while the writer thread waits on its disk, when the data
+        key is known to be committed; otherwise the writer thread makes them in its transaction."""
+        keys = self.db.keys
+        made: list[NewRecord] = []
+        for r in records:
+            key = keys.committed_current(r.at)
+            if key is None:
+                return records
+            made.append(
+                self._maker.make(key, action=r.action, actor=r.actor, subject=r.subject, payload=r.payload, at=r.at)
+            )
+        return made
 
     def close(self) -> None:
         self._queue.put(None)
@@ -70,12 +105,7 @@ class GroupCommitAppender:
                     batch.append(item)
                     count += len(item[0])
                 try:
-                    with self.db.write_lock, conn.begin():
-                        for records, _ in batch:
-                            for r in records:
-                                trail.record(
-                                    action=r.action, actor=r.actor, subject=r.subject, payload=r.payload, at=r.at
-                                )
+                    sealed = self._write(conn, trail, [r for records, _ in batch for r in records])
                 except Exception as exc:
                     self.db.keys.forget()  # a data key made in the failed transaction is gone with it
                     for _, done in batch:
@@ -84,6 +114,35 @@ class GroupCommitAppender:
                 for _, done in batch:
                     done.set_result(None)
                 if self.on_commit is not None:
-                    self.on_commit()
+                    self.on_commit(sealed)
         finally:
             conn.close()
+
+    def _write(self, conn: Connection, trail: SqlAuditTrail, pending: list[Pending | NewRecord]) -> Sealed | None:
+        """One transaction: the records, encrypted, and sealed if a sealer is given. Returns what was sealed."""
+        if self.sealer is not None:
+            try:
+                with self.db.write_lock, conn.begin():
+                    made = self._make(trail, pending)
+                    sealed = self.sealer.write_sealed(conn, made)
+                self.db.keys.confirm({r.key_id for r in made})
+                return sealed
+            except Exception as exc:  # written unsealed below, or the same error again
+                log.warning("audit records written unsealed, for the sealer: %s", exc)
+                self.db.keys.forget()
+        with self.db.write_lock, conn.begin():
+            made = self._make(trail, pending)
+            for new in made:
+                trail.insert(new)
+        self.db.keys.confirm({r.key_id for r in made})
+        return None
+
+    @staticmethod
+    def _make(trail: SqlAuditTrail, pending: list[Pending | NewRecord]) -> list[NewRecord]:
+        make = trail.make
+        return [
+            r
+            if isinstance(r, NewRecord)
+            else make(action=r.action, actor=r.actor, subject=r.subject, payload=r.payload, at=r.at)
+            for r in pending
+        ]

@@ -1,18 +1,18 @@
 """The audit log's moving parts in one process: the sealer, checkpoint publishing, and (in long-running
-processes) a background thread that seals shortly after each commit, so no command waits on the chain."""
+processes) a background thread that seals shortly after each commit, so no command waits on the chain.
+The group-commit appender seals its own batches as it writes them (see appender.py) and wakes the
+thread only for what is left: checkpoints to publish, records still pending."""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from ir.adapters.audit.checkpoints import CheckpointPublisher
 from ir.adapters.audit.sealer import Sealed, Sealer
 from ir.domain.clocks import Clock
 
 log = logging.getLogger("ir.audit")
-SEAL_EVERY = 0.025  # seconds: the seal lag a busy appender allows itself
 
 
 class AuditService:
@@ -25,7 +25,6 @@ class AuditService:
         self._thread: threading.Thread | None = None
         self.last: Sealed | None = None
         self.failures = 0
-        self._inline_sealed = 0.0
 
     def flush(self) -> Sealed:
         """Seal everything committed, then publish new checkpoints."""
@@ -41,21 +40,14 @@ class AuditService:
     def wake(self) -> None:
         self._wake.set()
 
-    def seal_after_commit(self) -> None:
-        """For a writer that commits batch after batch (the appender): seal in its own thread at most every
-        SEAL_EVERY seconds, so its records never wait for the sealer thread to win the write lock, while
-        sealing stays batched; checkpoints publish later."""
-        now = time.monotonic()
-        if now - self._inline_sealed < SEAL_EVERY:
+    def after_append(self, sealed: Sealed | None) -> None:
+        """The appender committed a batch, sealed in its own transaction (or, when sealing failed there,
+        unsealed): wake the background sealer only when something is left for it, so that it never
+        competes with a busy appender for the write lock."""
+        if sealed is None or sealed.more or sealed.checkpointed:
             self._wake.set()
-            return
-        self._inline_sealed = now
-        try:
-            self.last = self.sealer.seal()
-        except Exception as exc:  # the background sealer retries; never silently dropped
-            self.failures += 1
-            log.error("audit sealing failed (will retry): %s", exc)
-        self._wake.set()
+        if sealed is not None:
+            self.last = sealed
 
     def start(self, *, idle: float = 1.0) -> None:
         if self._thread is not None:

@@ -2,7 +2,8 @@
 
 The associated data binds the log id, the record id, the key id and the subject reference, so a body
 moved to another record, another log or another key does not decrypt. Sequence numbers and hashes are
-given later by the sealer.
+given later by the sealer; the group-commit appender, whose transactions hold nothing but audit records,
+has them sealed as it writes them (`Sealer.write_sealed`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import hmac
 import json
 import os
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, bindparam, insert
 
 from ir.adapters.audit.keys import DataKeys
-from ir.adapters.audit.record_format import NO_DIGEST, event_digest
+from ir.adapters.audit.record_format import NO_DIGEST, event_digest, micros
 from ir.adapters.db import sqlite_fast
 from ir.adapters.db.tables import audit_records
 
@@ -42,18 +44,87 @@ def associated_data(log_id: str, record_id: str, key_id: str, subject_ref: str) 
     return b"\x00".join(part.encode() for part in ("ir-audit-v1", log_id, record_id, key_id, subject_ref))
 
 
+@dataclass(frozen=True, slots=True)
+class NewRecord:
+    """One encrypted record, not yet written: what the audit_records row holds before it is sealed."""
+
+    id: str
+    created_at: datetime
+    created_us: int  # created_at in microseconds since the epoch, as the header has it
+    key_id: str
+    subject_ref: str
+    ref: str
+    digest: bytes
+    body: bytes
+
+    def row(self, log_id: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "log_id": log_id,
+            "created_at": self.created_at,
+            "key_id": self.key_id,
+            "subject_ref": self.subject_ref,
+            "ref": self.ref,
+            "digest": self.digest,
+            "body": self.body,
+        }
+
+
+class RecordMaker:
+    """Encrypts records under a given data key (no database needed: usable in any thread)."""
+
+    def __init__(self, *, log_id: str, keys: DataKeys) -> None:
+        self.log_id = log_id
+        self.keys = keys
+        self._subject_key = keys.subject_key
+        self._at: tuple[datetime, int] | None = None  # the last instant and its microseconds (batches share one)
+
+    def subject_ref(self, subject: str) -> str:
+        return hmac.digest(self._subject_key, subject.encode(), hashlib.sha256).hex()[:32]
+
+    def make(
+        self,
+        key: tuple[str, bytes],
+        *,
+        action: str,
+        actor: str,
+        subject: str,
+        payload: dict[str, Any],
+        at: datetime,
+        ref: str = "",
+        digest: bytes = NO_DIGEST,
+    ) -> NewRecord:
+        key_id, data_key = key
+        record_id = os.urandom(16).hex()
+        subject_ref = self.subject_ref(subject)
+        plaintext = json.dumps(
+            {"action": action, "actor": actor, "subject": subject, "at": at.isoformat(), "payload": payload},
+            ensure_ascii=False,
+            separators=(",", ":"),
+            default=str,
+        ).encode()
+        nonce = os.urandom(12)
+        body = nonce + _cipher(data_key).encrypt(
+            nonce, plaintext, associated_data(self.log_id, record_id, key_id, subject_ref)
+        )
+        last = self._at
+        if last is None or last[0] != at:
+            last = self._at = (at, micros(at))
+        return NewRecord(record_id, at, last[1], key_id, subject_ref, ref, digest, body)
+
+
 class SqlAuditTrail:
     def __init__(self, conn: Connection, *, log_id: str, keys: DataKeys) -> None:
         self.conn = conn
         self.log_id = log_id
         self.keys = keys
-        self._subject_key = keys.subject_key
+        self.maker = RecordMaker(log_id=log_id, keys=keys)
 
     def event_digest(self, incident_id: int, seq: int, kind: str, payload: str) -> bytes:
         return event_digest(incident_id, seq, kind, payload)
 
     def subject_ref(self, subject: str) -> str:
-        return hmac.new(self._subject_key, subject.encode(), hashlib.sha256).hexdigest()[:32]
+        return self.maker.subject_ref(subject)
 
     def record(
         self,
@@ -66,31 +137,32 @@ class SqlAuditTrail:
         ref: str = "",
         digest: bytes = NO_DIGEST,
     ) -> None:
-        key_id, key = self.keys.current(self.conn, at)
-        record_id = os.urandom(16).hex()
-        subject_ref = self.subject_ref(subject)
-        plaintext = json.dumps(
-            {"action": action, "actor": actor, "subject": subject, "at": at.isoformat(), "payload": payload},
-            ensure_ascii=False,
-            separators=(",", ":"),
-            default=str,
-        ).encode()
-        nonce = os.urandom(12)
-        body = nonce + _cipher(key).encrypt(
-            nonce, plaintext, associated_data(self.log_id, record_id, key_id, subject_ref)
+        self.insert(
+            self.make(action=action, actor=actor, subject=subject, payload=payload, at=at, ref=ref, digest=digest)
         )
-        row = {
-            "id": record_id,
-            "log_id": self.log_id,
-            "created_at": at,
-            "key_id": key_id,
-            "subject_ref": subject_ref,
-            "ref": ref,
-            "digest": digest,
-            "body": body,
-        }
+
+    def insert(self, new: NewRecord) -> None:
+        """Write one record, unsealed."""
+        row = new.row(self.log_id)
         raw = sqlite_fast.driver(self.conn)
         if raw is not None:
             raw.execute(_SQLITE_INSERT, sqlite_fast.bind(row))
         else:
             self.conn.execute(_INSERT, row)
+
+    def make(
+        self,
+        *,
+        action: str,
+        actor: str,
+        subject: str,
+        payload: dict[str, Any],
+        at: datetime,
+        ref: str = "",
+        digest: bytes = NO_DIGEST,
+    ) -> NewRecord:
+        """Encrypt one record (a new data key, if this month has none yet, is stored on this connection)."""
+        key = self.keys.current(self.conn, at)
+        return self.maker.make(
+            key, action=action, actor=actor, subject=subject, payload=payload, at=at, ref=ref, digest=digest
+        )

@@ -1,10 +1,19 @@
-"""`ir audit …`: verify, export, prove, tail, checkpoint, key rotation."""
+"""`ir audit …`: verify, export, prove, tail, checkpoint, key rotation.
+
+Reading the log (verify, export, prove, tail, checkpoint, key) needs only the audit log's own parts, so
+those commands wire just those (`_log`) instead of the whole application (`_app`: playbooks, handlers,
+reports…): they start in about half the time and memory, which is what keeps a verification or an
+export of a million records under 100 MB.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +22,13 @@ import click
 from ir.domain.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+    from ir.adapters.audit.keys import DataKeys
+    from ir.adapters.audit.service import AuditService
     from ir.bootstrap import App
+    from ir.config import Settings
+    from ir.domain.clocks import Clock
 
 
 def _app() -> App:
@@ -24,15 +39,93 @@ def _app() -> App:
     return app
 
 
-def _audit_act(app: App, action: str, payload: dict[str, object]) -> None:
-    """Exports, reveals and key operations are themselves recorded."""
+@dataclass
+class AuditLog:
+    """The audit log's parts, as `ir.bootstrap.build` wires them, and nothing else."""
+
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    keys: DataKeys
+    audit: AuditService
+    verifier_key: str
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+            conn.rollback()
+
+    def close(self) -> None:
+        try:
+            self.audit.flush()
+        finally:
+            self.engine.dispose()
+
+
+def _log() -> AuditLog:
+    from ir.adapters.audit.checkpoints import CheckpointPublisher, load_signer
+    from ir.adapters.audit.keys import DataKeys, Keyring
+    from ir.adapters.audit.sealer import Sealer
+    from ir.adapters.audit.service import AuditService
+    from ir.adapters.clock import SystemClock
+    from ir.adapters.db.engine import make_engine
+    from ir.adapters.db.schema import require_migrated
+    from ir.config import Settings
+
+    settings = Settings()
+    clock = SystemClock()
+    engine = make_engine(settings.database_url)
+    require_migrated(engine)
+    signer, _verifier, verifier_key = load_signer(key_file=settings.signer_file, name=settings.audit_log_id)
+    publisher = CheckpointPublisher(
+        engine=engine,
+        log_id=settings.audit_log_id,
+        signer=signer,
+        folder=settings.checkpoint_dir,
+        url=settings.audit_checkpoint_url,
+    )
+    sealer = Sealer(
+        engine,
+        log_id=settings.audit_log_id,
+        clock=clock,
+        checkpoint=publisher.record,
+        checkpoint_every=settings.audit_checkpoint_every,
+        checkpoint_interval=timedelta(seconds=settings.audit_checkpoint_seconds),
+    )
+    log = AuditLog(
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        keys=DataKeys(Keyring(folder=settings.keys_dir, env_value=settings.audit_kek)),
+        audit=AuditService(sealer=sealer, publisher=publisher, clock=clock),
+        verifier_key=verifier_key,
+    )
+    click.get_current_context().call_on_close(log.close)
+    return log
+
+
+def _audit_act(log: AuditLog, action: str, payload: dict[str, object]) -> None:
+    """Exports, reveals and key operations are themselves recorded (in their own transaction, fail closed)."""
     import getpass
 
-    with app.db.uow() as uow:
-        uow.audit.record(
-            action=action, actor=f"local:{getpass.getuser()}", subject="audit", payload=payload, at=app.clock.now()
-        )
-        uow.commit()
+    from ir.adapters.audit.writer import SqlAuditTrail
+    from ir.adapters.db.engine import WRITE
+
+    with log.engine.connect() as conn:
+        conn.info[WRITE] = True
+        try:
+            with conn.begin():
+                SqlAuditTrail(conn, log_id=log.settings.audit_log_id, keys=log.keys).record(
+                    action=action,
+                    actor=f"local:{getpass.getuser()}",
+                    subject="audit",
+                    payload=payload,
+                    at=log.clock.now(),
+                )
+        except Exception:
+            log.keys.forget()  # a data key made in the failed transaction is gone with it
+            raise
 
 
 @click.group()
@@ -56,7 +149,7 @@ def verify(checkpoint_files: tuple[str, ...], keys: tuple[str, ...], events: boo
     from ir.adapters.audit.checkpoint import Verifier
     from ir.adapters.audit.verify import verify as run
 
-    app = _app()
+    app = _log()
     app.audit.flush()
     texts: list[tuple[str, str]] = []
     for name in checkpoint_files:
@@ -73,7 +166,7 @@ def verify(checkpoint_files: tuple[str, ...], keys: tuple[str, ...], events: boo
         if show:
             click.echo(f"\r  {done:,} / {total:,} records", err=True, nl=False)
 
-    with app.db.connection() as conn:
+    with app.connection() as conn:
         report = run(
             conn,
             log_id=app.settings.audit_log_id,
@@ -137,36 +230,37 @@ def export(start: str | None, end: str | None, decrypt: bool, output: str | None
     from ir.adapters.audit.export import build_index, latest_checkpoint, record_json, records
     from ir.adapters.audit.export import decrypt as decrypt_row
 
-    app = _app()
+    app = _log()
     app.audit.flush()
     log_id = app.settings.audit_log_id
     first, after = _bound(start)
     last, before = _bound(end)
     _audit_act(app, "audit.export", {"from": start, "to": end, "decrypt": decrypt})
-    with app.db.connection() as conn:
+    with app.connection() as conn:
         checkpoint = latest_checkpoint(conn, log_id)
         tree_size = checkpoint[0] if checkpoint else 0
-        index = build_index(conn, log_id, tree_size)
         sink = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
         try:
-            header = {
-                "log_id": log_id,
-                "checkpoint": checkpoint[2] if checkpoint else None,
-                "tree_size": tree_size,
-                "verifier_key": app.verifier_key,
-            }
-            sink.write(json.dumps(header, ensure_ascii=False) + "\n")
-            count = 0
-            for row in records(conn, log_id, first=first or 0, last=last, after_time=after, before_time=before):
-                if row.seq is None:
-                    continue
-                proof = index.proof(int(row.seq), tree_size) if int(row.seq) < tree_size else None
-                item = record_json(row, proof=proof, tree_size=tree_size if proof is not None else None)
-                if decrypt:
-                    result = decrypt_row(conn, app.db.keys, log_id, row)
-                    item["content"] = result.content if result.ok else {"error": result.problem}
-                sink.write(json.dumps(item, ensure_ascii=False) + "\n")
-                count += 1
+            with build_index(conn, log_id, tree_size) as index:
+                proof_of = index.prover(tree_size)
+                header = {
+                    "log_id": log_id,
+                    "checkpoint": checkpoint[2] if checkpoint else None,
+                    "tree_size": tree_size,
+                    "verifier_key": app.verifier_key,
+                }
+                sink.write(json.dumps(header, ensure_ascii=False) + "\n")
+                count = 0
+                for row in records(conn, log_id, first=first or 0, last=last, after_time=after, before_time=before):
+                    if row.seq is None:
+                        continue
+                    proof = proof_of(int(row.seq)) if int(row.seq) < tree_size else None
+                    item = record_json(row, proof=proof, tree_size=tree_size if proof is not None else None)
+                    if decrypt:
+                        result = decrypt_row(conn, app.keys, log_id, row)
+                        item["content"] = result.content if result.ok else {"error": result.problem}
+                    sink.write(json.dumps(item, ensure_ascii=False) + "\n")
+                    count += 1
         finally:
             if output:
                 sink.close()
@@ -186,11 +280,11 @@ def prove(record: str, as_json: bool) -> None:
     from ir.adapters.db.tables import audit_records
     from ir.domain.errors import NotFound
 
-    app = _app()
+    app = _log()
     app.audit.sealer.force_checkpoint()
     app.audit.flush()
     log_id = app.settings.audit_log_id
-    with app.db.connection() as conn:
+    with app.connection() as conn:
         cond = audit_records.c.id == record
         if record.isdigit():
             cond = or_(cond, audit_records.c.seq == int(record))
@@ -200,7 +294,8 @@ def prove(record: str, as_json: bool) -> None:
         checkpoint = latest_checkpoint(conn, log_id)
         assert checkpoint is not None
         size, root, note = checkpoint
-        proof = build_index(conn, log_id, size).proof(int(row.seq), size)
+        with build_index(conn, log_id, size) as index:
+            proof = index.proof(int(row.seq), size)
     ok = verify_inclusion(int(row.seq), size, bytes(row.entry_hash), proof, root)
     payload = {
         "seq": row.seq,
@@ -237,12 +332,12 @@ def tail(count: int, decrypt: bool) -> None:
     from ir.adapters.audit.export import decrypt as decrypt_row
     from ir.adapters.db.tables import audit_records
 
-    app = _app()
+    app = _log()
     app.audit.flush()
     log_id = app.settings.audit_log_id
     if decrypt:
         _audit_act(app, "audit.tail_decrypt", {"count": count})
-    with app.db.connection() as conn:
+    with app.connection() as conn:
         rows = conn.execute(
             select(audit_records)
             .where(audit_records.c.log_id == log_id)
@@ -253,7 +348,7 @@ def tail(count: int, decrypt: bool) -> None:
             seq = f"#{row.seq}" if row.seq is not None else "(unsealed)"
             line = f"{seq:>10}  {row.created_at.isoformat()}  {row.ref or '-':<24} {row.key_id}"
             if decrypt:
-                result = decrypt_row(conn, app.db.keys, log_id, row)
+                result = decrypt_row(conn, app.keys, log_id, row)
                 if result.ok and result.content is not None:
                     c = result.content
                     line += f"  {c.get('actor')}  {c.get('action')}"
@@ -265,7 +360,7 @@ def tail(count: int, decrypt: bool) -> None:
 @audit.command()
 def checkpoint() -> None:
     """Seal what is pending and write a signed checkpoint now."""
-    app = _app()
+    app = _log()
     result = app.audit.sealer.force_checkpoint()
     app.audit.flush()
     if result is None:
@@ -283,7 +378,7 @@ def checkpoint() -> None:
 @audit.command(name="key")
 def verifier_key() -> None:
     """Print the verifier key auditors use to check checkpoints (it is public)."""
-    app = _app()
+    app = _log()
     click.echo(app.verifier_key)
 
 

@@ -53,6 +53,8 @@ def test_changes_by_other_processes_reach_a_console(migrated: Settings, tmp_path
             timeout=30,
         )
         assert answer.status_code == 201, answer.text
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
         noted = answer.json()["version"]
         assert stream.wait_for(incident, noted) == {"incident": incident, "version": noted}
         run = served.ir("note", str(incident), "upstream filtering on")

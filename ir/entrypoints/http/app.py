@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -21,6 +21,7 @@ from ir.bootstrap import App, build
 from ir.config import Settings
 from ir.domain.errors import IrError
 from ir.entrypoints.http import problems
+from ir.entrypoints.http.headers import SecurityHeaders
 from ir.entrypoints.http.live import Broadcaster, Change
 
 log = logging.getLogger("ir.http")
@@ -132,12 +133,6 @@ def create_app(settings: Settings | None = None, *, app: App | None = None, back
     if console is not None and hasattr(console, "install"):
         console.install(api)
 
-    @api.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        return response
+    api.add_middleware(SecurityHeaders)
 
     return api

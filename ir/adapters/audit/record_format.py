@@ -51,21 +51,34 @@ def header(
     digest: bytes,
     prev_hash: bytes,
 ) -> bytes:
-    if len(prev_hash) != 32 or len(digest) != 32:
+    if len(prev_hash) != 32:
         raise ValueError("prev_hash and digest are 32 bytes")
     return b"".join(
         (
-            MAGIC,
-            _short(log_id),
+            log_prefix(log_id),
             _SEQ_TS.pack(seq, created_us),
-            bytes.fromhex(record_id),
-            _short(key_id),
-            _short(subject_ref),
-            _short(ref),
-            digest,
+            fixed_part(record_id=record_id, key_id=key_id, subject_ref=subject_ref, ref=ref, digest=digest),
             prev_hash,
         )
     )
+
+
+def log_prefix(log_id: str) -> bytes:
+    """The header's first part: the same for every record of a log."""
+    return MAGIC + _short(log_id)
+
+
+def fixed_part(*, record_id: str, key_id: str, subject_ref: str, ref: str, digest: bytes) -> bytes:
+    """The header's fields between the sequence number and the previous hash: known before sealing, so
+    the writer computes them and the sealer only adds the sequence number and the previous hash."""
+    if len(digest) != 32:
+        raise ValueError("prev_hash and digest are 32 bytes")
+    return b"".join((bytes.fromhex(record_id), _short(key_id), _short(subject_ref), _short(ref), digest))
+
+
+def sealed_entry_hash(prefix: bytes, seq: int, created_us: int, fixed: bytes, prev_hash: bytes, body: bytes) -> bytes:
+    """entry_hash(header(...), body) from a log's prefix and a record's fixed part (the same bytes)."""
+    return hashlib.sha256(b"".join((b"\x00", prefix, _SEQ_TS.pack(seq, created_us), fixed, prev_hash, body))).digest()
 
 
 def event_digest(incident_id: int, seq: int, kind: str, payload: str) -> bytes:

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, bindparam, insert
 
 from ir.adapters.audit.keys import DataKeys
-from ir.adapters.audit.record_format import NO_DIGEST, event_digest, micros
+from ir.adapters.audit.record_format import NO_DIGEST, event_digest, fixed_part, micros
 from ir.adapters.db import sqlite_fast
 from ir.adapters.db.tables import audit_records
 
@@ -56,6 +56,7 @@ class NewRecord:
     ref: str
     digest: bytes
     body: bytes
+    fixed: bytes  # the header's part known before sealing (record_format.fixed_part)
 
     def row(self, log_id: str) -> dict[str, Any]:
         return {
@@ -110,7 +111,8 @@ class RecordMaker:
         last = self._at
         if last is None or last[0] != at:
             last = self._at = (at, micros(at))
-        return NewRecord(record_id, at, last[1], key_id, subject_ref, ref, digest, body)
+        fixed = fixed_part(record_id=record_id, key_id=key_id, subject_ref=subject_ref, ref=ref, digest=digest)
+        return NewRecord(record_id, at, last[1], key_id, subject_ref, ref, digest, body, fixed)
 
 
 class SqlAuditTrail:

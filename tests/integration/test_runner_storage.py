@@ -327,9 +327,10 @@ def test_work_items_written_by_two_processes_in_turn_and_after_a_rollback_equal_
         process.handlers.handle(command)
 
     def check(phase: str) -> None:
-        live = table_rows(first, work_items)
+        live = table_rows(first, work_items) + table_rows(first, incidents)
         rebuild(first.db)
-        assert table_rows(first, work_items) == live, phase
+        rebuilt = table_rows(first, work_items) + table_rows(first, incidents)
+        assert rebuilt == live, f"{phase}: {[(a, b) for a, b in zip(live, rebuilt, strict=False) if a != b]}"
 
     act(first, c.StartStep(**base, step_id="confirm"))
     act(second, c.CompleteStep(**base, step_id="confirm"))  # rows the first process wrote and knows
@@ -341,14 +342,20 @@ def test_work_items_written_by_two_processes_in_turn_and_after_a_rollback_equal_
     act(first, c.FailStep(**base, step_id="upstream-help", note="carrier NOC not answering"))
     with first.db.uow() as uow:  # a command whose projection was written, then rolled back
         inc = uow.incidents.get(iid)
-        events = decisions.retry_step(inc, "upstream-help", actor=ACTOR.id, now=inc.now(clock.now()), note=None)
-        uow.incidents.append(inc, events)
+        now = inc.now(clock.now())
+        uow.incidents.append(inc, decisions.retry_step(inc, "upstream-help", actor=ACTOR.id, now=now, note=None))
+        uow.incidents.append(inc, decisions.restore(inc, degraded=True, actor=ACTOR.id, now=now, at=None, reason=None))
     act(first, c.RetryStep(**base, step_id="upstream-help"))  # the same change, now stored
     check("after a rollback")
 
     act(second, c.CompleteStep(**base, step_id="upstream-help"))
     act(first, c.MarkNotificationSent(**base, notification_id="internal-callout", reference="sms batch 17"))
     check("after the other process again")
+    act(second, c.Restore(**base, degraded=True))  # the incident list's row changes
+    loaded(first, iid)
+    act(first, c.AddNote(**base, text="traffic back to normal", step_id="scrubbing"))
+    act(first, c.Restore(**base))
+    check("after the incident's row changed")
     assert {r["ref"]: r["status"] for r in table_rows(first, work_items) if r["kind"] == "step"}[
         "step:upstream-help"
     ] == ("done")

@@ -9,6 +9,7 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -82,6 +83,15 @@ def _json(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
+@dataclass(slots=True)
+class Written:
+    """What this process last wrote to an incident's projection rows, at which stream version."""
+
+    version: int
+    head: tuple[object, ...]  # the incident-list row (_head)
+    items: dict[str, ItemRow]  # work items by ref (those written since the incident was cached)
+
+
 class IncidentCache:
     """Folded incidents by id, shared by the units of work of one process (bounded, thread-safe)."""
 
@@ -90,8 +100,7 @@ class IncidentCache:
         self._lock = threading.Lock()
         self._size = size
         self._writers: dict[int, threading.Lock] = {}
-        # the work-item rows this process last wrote for a cached incident, and the version they are of
-        self._rows: dict[int, tuple[int, dict[str, ItemRow]]] = {}
+        self._written: dict[int, Written] = {}  # the projection rows this process wrote for a cached incident
 
     def writer_lock(self, incident_id: int) -> threading.Lock:
         """One writer per incident per process: a cached incident is folded in place by its writer."""
@@ -114,26 +123,26 @@ class IncidentCache:
             self._items.move_to_end(incident.id)
             while len(self._items) > self._size:
                 gone, _ = self._items.popitem(last=False)
-                self._rows.pop(gone, None)
+                self._written.pop(gone, None)
 
     def evict(self, incident_id: int) -> None:
         with self._lock:
             self._items.pop(incident_id, None)
-            self._rows.pop(incident_id, None)
+            self._written.pop(incident_id, None)
 
-    def work_items(self, incident_id: int, version: int) -> dict[str, ItemRow]:
-        """The work-item rows stored for this incident at `version`, as far as this process wrote them (a
-        stream is append-only, so the rows of a version are the same whoever wrote them); empty if unknown."""
+    def written(self, incident_id: int, version: int) -> Written | None:
+        """The projection rows stored for this incident at `version`, as far as this process wrote them (a
+        stream is append-only, so the rows of a version are the same whoever wrote them); None if unknown."""
         with self._lock:
-            found = self._rows.get(incident_id)
-        return found[1] if found is not None and found[0] == version else {}
+            found = self._written.get(incident_id)
+        return found if found is not None and found.version == version else None
 
-    def keep_work_items(self, incident_id: int, version: int, rows: dict[str, ItemRow]) -> None:
+    def keep_written(self, incident_id: int, written: Written) -> None:
         with self._lock:
             if incident_id in self._items:
-                self._rows[incident_id] = (version, rows)
+                self._written[incident_id] = written
             else:
-                self._rows.pop(incident_id, None)
+                self._written.pop(incident_id, None)
 
 
 class PlaybookCache:
@@ -240,8 +249,9 @@ class SqlIncidentRepository:
             incident.apply(e)
         self.touched.add(incident.id)
         self.cache.put(incident)
-        self._update_head(incident, None)
-        self._refresh_work_items(incident, None)
+        head = self._update_head(incident, None)
+        items = self._refresh_work_items(incident, None)
+        self.cache.keep_written(incident.id, Written(incident.version, head, items))
         return incident, stored
 
     def append(self, incident: Incident, events: Sequence[Event]) -> list[StoredRow]:
@@ -255,11 +265,13 @@ class SqlIncidentRepository:
             self.cache.evict(incident.id)
             raise StaleIncident() from None
         refs = touched_refs(incident, events)
-        before = _head(incident)
+        known = self.cache.written(incident.id, expected)
+        before = known.head if known is not None else _head(incident)
         for e in events:
             incident.apply(e)
-        self._update_head(incident, before)
-        self._refresh_work_items(incident, refs, stored_version=expected)
+        head = self._update_head(incident, before)
+        items = self._refresh_work_items(incident, refs, known.items if known is not None else {})
+        self.cache.keep_written(incident.id, Written(incident.version, head, items))
         if incident.version // SNAPSHOT_EVERY != expected // SNAPSHOT_EVERY:
             self._snapshot(incident)
         return stored
@@ -298,15 +310,15 @@ class SqlIncidentRepository:
             self.conn.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
         return stored
 
-    def _update_head(self, incident: Incident, before: tuple[object, ...] | None) -> None:
+    def _update_head(self, incident: Incident, before: tuple[object, ...] | None) -> tuple[object, ...]:
         """Update the incident-list row when what it shows changed (most step acts change nothing)."""
         head = _head(incident)
-        if head == before:
-            return
-        self.conn.execute(
-            _UPDATE_HEAD,
-            {"b_id": incident.id, **{f"b_{n}": v for n, v in zip(_HEAD_COLUMNS, head, strict=True)}},
-        )
+        if head != before:
+            self.conn.execute(
+                _UPDATE_HEAD,
+                {"b_id": incident.id, **{f"b_{n}": v for n, v in zip(_HEAD_COLUMNS, head, strict=True)}},
+            )
+        return head
 
     def _snapshot(self, incident: Incident) -> None:
         state = _json(to_snapshot(incident))
@@ -344,19 +356,18 @@ class SqlIncidentRepository:
         return rows
 
     def _refresh_work_items(
-        self, incident: Incident, refs: set[str] | None, *, stored_version: int | None = None
-    ) -> None:
+        self, incident: Incident, refs: set[str] | None, known: dict[str, ItemRow] | None = None
+    ) -> dict[str, ItemRow]:
         """Bring the incident's work items up to its state: all of them (refs None), or those named by refs,
-        writing only the rows and columns that differ from the rows stored at `stored_version` where this
-        process knows them (it wrote them), and every column of the others."""
+        writing only the rows and columns that differ from `known` (rows as stored, where this process
+        knows them), and every column of the others. Returns the rows now known to be stored."""
         rows = self._work_rows(incident, refs)
         if refs is None:
             self.conn.execute(delete(work_items).where(work_items.c.incident_id == incident.id))
             if rows:
                 self.conn.execute(_INSERT_ITEMS, [self._item(incident.id, ref, row) for ref, row in rows.items()])
-            self.cache.keep_work_items(incident.id, incident.version, rows)
-            return
-        known = self.cache.work_items(incident.id, stored_version) if stored_version is not None else {}
+            return rows
+        known = {} if known is None else known
         gone = [r for r in refs if r not in rows and not r.startswith("step:")]
         if gone:  # an obligation that no longer applies (a cancelled request, a lapsed notification)
             self.conn.execute(
@@ -400,7 +411,7 @@ class SqlIncidentRepository:
         for ref in gone:
             known.pop(ref, None)
         known.update(rows)  # the cached rows are this writer's (it holds the incident's writer lock)
-        self.cache.keep_work_items(incident.id, incident.version, known)
+        return known
 
     @staticmethod
     def _item(incident_id: int, ref: str, row: ItemRow) -> dict[str, Any]:

@@ -86,6 +86,7 @@ class Database:
                 playbooks=self.playbooks,
                 calendar_for=self.calendar_for,
                 touched=set(),
+                regimes=self.regimes,  # what it loads goes into the shared cache, which writers trust
             )
             conn.rollback()
 

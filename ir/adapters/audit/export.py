@@ -9,10 +9,11 @@ consecutive proofs read the same blocks; memory stays O(log n) whatever the log'
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import IO, Any
@@ -27,6 +28,7 @@ from ir.adapters.audit.writer import associated_data
 from ir.adapters.db.tables import audit_checkpoints, audit_records
 
 _BLOCK = 2048  # nodes a level reads or writes at once (64 KiB)
+_NODE = b"\x01"
 
 
 class TreeIndex:
@@ -42,6 +44,7 @@ class TreeIndex:
         self._written: list[int] = []  # nodes a level has in its file
         self._tail: list[bytearray] = []  # nodes a level has not written yet
         self._read: list[tuple[int, bytes]] = []  # (first node, bytes) of the block a level last read
+        self._left: list[bytes] = []  # a level's last node, when it is a left child (its pair is not complete)
         self._ranges: dict[tuple[int, int], bytes] = {}  # roots of ranges that are not perfect subtrees
 
     def __enter__(self) -> TreeIndex:
@@ -62,37 +65,45 @@ class TreeIndex:
         self._written.append(0)
         self._tail.append(bytearray())
         self._read.append((-1, b""))
+        self._left.append(b"")
 
     def append(self, leaf: bytes) -> None:
         if len(leaf) != HASH_SIZE:
             raise ValueError(f"a leaf hash is {HASH_SIZE} bytes")
         self.extend((leaf,))
 
-    def extend(self, leaves: Any) -> None:
+    def extend(self, leaves: Iterable[bytes]) -> None:
         """Add leaf hashes in order (each as `append`, faster)."""
         if not self._files:
             self._level()
         tails = self._tail
-        for leaf in leaves:
-            h = bytes(leaf)
-            index = self.size
-            self.size += 1
-            level = 0
-            while True:
-                tail = tails[level]
-                tail += h
-                if len(tail) >= _BLOCK * HASH_SIZE:
-                    self._flush(level)
-                if not index & 1:
-                    break
-                # a completed pair: its parent exists now (the left sibling is the node before this one)
-                left = self._node(level, index - 1)
-                h = node_hash(left, h)
-                index >>= 1
-                level += 1
-                if level == len(self._files):
-                    self._level()
-                    tails = self._tail
+        lefts = self._left
+        sha = hashlib.sha256
+        full = _BLOCK * HASH_SIZE
+        size = self.size
+        try:
+            for leaf in leaves:
+                h = bytes(leaf)
+                if len(h) != HASH_SIZE:
+                    raise ValueError(f"a leaf hash is {HASH_SIZE} bytes")
+                index = size
+                size += 1
+                level = 0
+                while True:
+                    tail = tails[level]
+                    tail += h
+                    if len(tail) >= full:
+                        self._flush(level)
+                    if not index & 1:
+                        lefts[level] = h  # waits for its right sibling
+                        break
+                    h = sha(_NODE + lefts[level] + h).digest()  # a completed pair: its parent exists now
+                    index >>= 1
+                    level += 1
+                    if level == len(tails):
+                        self._level()
+        finally:
+            self.size = size
 
     def _flush(self, level: int) -> None:
         tail = self._tail[level]
@@ -155,23 +166,21 @@ class TreeIndex:
         if not 0 <= size <= self.size:
             raise ValueError(f"a tree of {size} leaves, but {self.size} are indexed")
         levels = max(size - 1, 0).bit_length()  # 2^levels >= size: the level whose node is the whole tree
-        siblings: list[tuple[int, bytes]] = [(-1, b"")] * levels
+        siblings: list[bytes | None] = [None] * levels  # the last proof, a level at a time (None: no sibling)
+        last = [-1]
         range_root = self.range_root
 
         def proof(index: int) -> list[bytes]:
             if not 0 <= index < size:
                 raise ValueError(f"leaf index {index} is outside a tree of size {size}")
-            out: list[bytes] = []
-            for k in range(levels):
-                s = (index >> k) ^ 1
-                start = s << k
-                if start >= size:
-                    continue
-                known = siblings[k]
-                if known[0] != s:
-                    known = siblings[k] = (s, range_root(start, min(start + (1 << k), size)))
-                out.append(known[1])
-            return out
+            before = last[0]
+            # the levels whose sibling differs from the last proof's: those below the highest bit that changed
+            changed = levels if before < 0 else min(levels, (index ^ before).bit_length())
+            for k in range(changed):
+                start = ((index >> k) ^ 1) << k
+                siblings[k] = range_root(start, min(start + (1 << k), size)) if start < size else None
+            last[0] = index
+            return [h for h in siblings if h is not None]
 
         return proof
 

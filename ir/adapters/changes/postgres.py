@@ -24,8 +24,8 @@ def libpq_url(url: str) -> str:
 
 
 class PgNotifier:
-    """After-commit hook: `NOTIFY ir_changes, '<incident>:<version>'` (its own short transaction on a
-    pooled connection). A failure is retried once, then logged: the change itself is committed, and a
+    """After-commit hook: `NOTIFY ir_changes, '<incident>:<version>'` (on a pooled connection, in
+    autocommit: delivered at once). A failure is retried once, then logged: the change itself is committed, and a
     console that misses an announcement still shows the latest version on its next reload."""
 
     def __init__(self, *, engine: Engine) -> None:
@@ -38,8 +38,10 @@ class PgNotifier:
         payload = f"{incident_id}:{version}"
         for attempt in (1, 2):
             try:
-                with self._engine.begin() as conn:
-                    conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
+                with self._engine.connect() as conn:  # autocommit: one round trip, no BEGIN/COMMIT
+                    conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                        _NOTIFY, {"channel": CHANNEL, "payload": payload}
+                    )
                 return
             except Exception as exc:
                 if attempt == 2:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from urllib.parse import quote
 
 from sqlalchemy import make_url
 
@@ -41,7 +42,9 @@ class SqliteWatcher:
 
     def _connect(self) -> sqlite3.Connection:
         assert self._path is not None
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30)
+        # mode=rw: never create an empty file where the database went missing
+        uri = f"file:{quote(self._path)}?mode=rw"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
 

@@ -251,6 +251,35 @@ def test_evidence_classification_the_log_personal_data_and_the_end_through_the_s
     assert json.loads(people.remote("rita", "status", str(incident), "--json").out)["closed"]
 
 
+def test_a_commander_works_an_incident_through_the_server(people: Server) -> None:
+    incident = str(_open(people, "the commander's acts"))
+    graph = people.folder / "graph-2.png"
+    graph.write_bytes(b"\x89PNG\r\n\x1a\n another traffic graph")
+    acts: list[tuple[str, ...]] = [
+        ("clock", incident, "awareness"),
+        ("step", incident, "confirm", "start"),
+        ("step", incident, "confirm", "done"),
+        ("step", incident, "upstream-help", "skip", "--note", "the upstream is unreachable"),
+        ("step", incident, "scrubbing", "start"),
+        ("step", incident, "scrubbing", "fail", "--note", "the scrubbing centre is full"),
+        ("step", incident, "scrubbing", "retry"),  # in progress again
+        ("step", incident, "scrubbing", "done", "--evidence", str(graph)),
+        ("approve", incident, "lift-mitigation", "--as", "commander"),
+        ("level", incident, "II", "--reason", "a second province"),
+        ("restore", incident, "--degraded"),
+    ]
+    for args in acts:
+        done = people.remote("cora", *args)
+        assert done.code == 0, (args, done.err)
+    assert done.out.strip() == f"incident {incident}: service restored (degraded)"
+    kinds = [e["kind"] for e in json.loads(people.remote("cora", "timeline", incident, "--json").out)]
+    for kind in ("clock_recorded", "step_skipped", "step_failed", "step_retried", "step_approved"):
+        assert kind in kinds, (kind, kinds)
+    board = json.loads(people.remote("cora", "status", incident, "--json").out)
+    assert board["level"] == "II"
+    assert {s["id"]: s["status"] for s in board["steps"]}["upstream-help"] == "skipped"
+
+
 def test_refusals_keep_their_exit_codes_and_the_servers_words(people: Server) -> None:
     incident = _open(people, "refusals")
 

@@ -89,10 +89,11 @@ class Served:
 
 
 @contextmanager
-def serve(settings: Settings, folder: Path) -> Iterator[Served]:
-    tokens = add_users(settings)
+def serve(settings: Settings, folder: Path, *, tokens: dict[str, str] | None = None) -> Iterator[Served]:
+    """`ir serve` on the database; `tokens` from a server already serving it (else users are added)."""
+    tokens = tokens if tokens is not None else add_users(settings)
     port = free_port()
-    log = folder / "serve.log"
+    log = folder / f"serve-{port}.log"
     with log.open("w", encoding="utf-8") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "ir", "serve", "--port", str(port)],

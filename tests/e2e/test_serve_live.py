@@ -67,15 +67,40 @@ def test_changes_by_other_processes_reach_a_console(migrated: Settings, tmp_path
 
 
 @pytest.mark.postgres
-def test_the_listener_reconnects_and_catches_up(pg_database: str, tmp_path: Path) -> None:
-    """PostgreSQL: when the LISTEN connection is cut, the server reconnects and announces what changed."""
+def test_a_change_through_one_server_reaches_the_consoles_of_another(pg_database: str, tmp_path: Path) -> None:
+    """PostgreSQL, two `ir serve` processes on one database: a console of the second sees the first's change."""
+    settings = migrated_pg(pg_database, tmp_path)
+    incident = open_incident(settings)
+    with serve(settings, tmp_path) as first, serve(settings, tmp_path, tokens=first.tokens) as second:
+        with listening(second) as stream:
+            answer = httpx.post(
+                f"{first.url}/api/incidents/{incident}/steps/confirm/start", headers=first.headers("cmd"), timeout=30
+            )
+            assert answer.status_code == 200, answer.text
+            version = answer.json()["version"]
+            assert stream.wait_for(incident, version) == {"incident": incident, "version": version}
+            assert second.stop(signal.SIGTERM) == 0
+        assert first.stop(signal.SIGTERM) == 0
+
+
+def migrated_pg(url: str, folder: Path) -> Settings:
     from ir.adapters.db.engine import make_engine
     from ir.adapters.db.schema import upgrade
     from tests.conftest import PLAYBOOKS
 
-    engine = make_engine(pg_database)
+    engine = make_engine(url)
     upgrade(engine)
-    settings = Settings(database_url=pg_database, data_dir=str(tmp_path), playbooks_dir=str(PLAYBOOKS))
+    engine.dispose()
+    return Settings(database_url=url, data_dir=str(folder), playbooks_dir=str(PLAYBOOKS))
+
+
+@pytest.mark.postgres
+def test_the_listener_reconnects_and_catches_up(pg_database: str, tmp_path: Path) -> None:
+    """PostgreSQL: when the LISTEN connection is cut, the server reconnects and announces what changed."""
+    from ir.adapters.db.engine import make_engine
+
+    settings = migrated_pg(pg_database, tmp_path)
+    engine = make_engine(pg_database)
     incident = open_incident(settings)
     with serve(settings, tmp_path) as served, listening(served) as stream:
         with engine.connect() as conn:

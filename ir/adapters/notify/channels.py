@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.policy
+import email.utils
 import hashlib
 import hmac
 import json
@@ -23,7 +25,7 @@ import ssl
 import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formatdate
@@ -70,7 +72,9 @@ def message_id(key: str, domain: str) -> str:
     return f"<{key}@{domain}>"
 
 
-def email_message(item: Outgoing, *, sender: str, domain: str, at: datetime | None = None) -> EmailMessage:
+def email_message(
+    item: Outgoing, *, sender: str, domain: str, at: datetime | None = None, cte: str | None = None
+) -> EmailMessage:
     """Text and HTML alternatives; the subject RFC 2047-encoded by the email package when not ASCII."""
     msg = EmailMessage()
     msg["Subject"] = item.subject
@@ -84,9 +88,48 @@ def email_message(item: Outgoing, *, sender: str, domain: str, at: datetime | No
     msg["Content-Language"] = item.lang
     if item.critical:
         msg["Importance"] = "high"
-    msg.set_content(item.text)
-    msg.add_alternative(item.html, subtype="html")
+    msg.set_content(item.text, cte=cte)
+    msg.add_alternative(item.html, subtype="html", cte=cte)
     return msg
+
+
+_TO, _ID = "ir-recipient@placeholder.invalid", "ir-message-id-placeholder"
+_TEXT, _HTML = "IRTEXTPART", "IRHTMLPART"
+
+
+class MailBuilder:
+    """Messages as bytes. The email package lays out each distinct message once (headers, the RFC 2047
+    subject, the text and HTML alternatives, base64 bodies); each recipient's copy then differs in To,
+    Message-ID and its bodies (its own acknowledgement link), spliced into that layout: laying out a
+    message with the email package costs milliseconds, and 10,000 recipients share one."""
+
+    def __init__(self, *, sender: str, domain: str) -> None:
+        self.sender = sender
+        self.domain = domain
+        self._layouts: dict[tuple[Any, ...], bytes] = {}
+
+    def build(self, item: Outgoing) -> bytes:
+        if not item.address.isascii() or "\r" in item.address or "\n" in item.address:
+            return email_message(item, sender=self.sender, domain=self.domain).as_bytes(policy=email.policy.SMTP)
+        shape = (item.subject, item.incident_id, item.notification, item.lang, item.critical)
+        layout = self._layouts.get(shape)
+        if layout is None:
+            proto = replace(item, address=_TO, key=_ID, text=_TEXT, html=_HTML)
+            msg = email_message(proto, sender=self.sender, domain=self.domain, cte="base64")
+            layout = msg.as_bytes(policy=email.policy.SMTP)
+            self._layouts = {shape: layout}  # one notice at a time: keep the last layout only
+        return (
+            layout.replace(_TO.encode(), item.address.encode(), 1)
+            .replace(f"<{_ID}@".encode(), f"<{item.key}@".encode(), 1)
+            .replace(_b64(_TEXT), _b64(item.text), 1)
+            .replace(_b64(_HTML), _b64(item.html), 1)
+        )
+
+
+def _b64(text: str) -> bytes:
+    """A body as the email package encodes it: UTF-8, a final newline, base64 in 76-column CRLF lines."""
+    data = text if text.endswith("\n") else text + "\n"
+    return base64.encodebytes(data.encode()).replace(b"\n", b"\r\n").rstrip(b"\r\n")
 
 
 class SmtpBatch:
@@ -95,6 +138,8 @@ class SmtpBatch:
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
         self._smtp: smtplib.SMTP | None = None
+        self.builder = MailBuilder(sender=settings.sender, domain=settings.domain)
+        self.envelope_from = email.utils.parseaddr(settings.sender)[1] or "ir@localhost"
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
@@ -123,8 +168,7 @@ class SmtpBatch:
             try:
                 if self._smtp is None:
                     self._smtp = self._connect()
-                msg = email_message(item, sender=self.settings.sender, domain=self.settings.domain)
-                self._smtp.send_message(msg)
+                self._smtp.sendmail(self.envelope_from, [item.address], self.builder.build(item))
                 return None
             except NotConfigured as exc:
                 return Failure(str(exc))

@@ -128,43 +128,43 @@ class Dispatcher:
     def _send(self, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Result]]:
         contents: dict[int, dict[str, Any]] = {}
         ready: list[tuple[dict[str, Any], Outgoing | Failure]] = []
-        with self.db.connection() as conn:
-            for r in rows:
-                notice = int(r["notice_id"])
-                if notice not in contents:
-                    contents[notice] = json.loads(r["content"])
-                address = ""
-                if r["address"]:
-                    sealed = from_json(json.loads(r["address"]))
-                    address = self.db.vault.open(conn, sealed) if isinstance(sealed, Personal) else ""
-                    if address == ERASED:
-                        ready.append((r, Failure("the contact's personal data was erased", permanent=True)))
-                        continue
-                elif r["channel"] in ("email", "sms"):
-                    ready.append((r, Failure("no address", permanent=True)))
-                    continue
-                part = contents[notice].get(r["lang"]) or contents[notice]["zh-CN"]
-                ack = self.ack_url(int(r["id"]))
-                ready.append(
-                    (
-                        r,
-                        Outgoing(
-                            key=r["key"],
-                            channel=r["channel"],
-                            address=address,
-                            endpoint=r["endpoint"],
-                            subject=part["subject"],
-                            text=part["text"].replace(ACK_MARK, ack),
-                            html=part["html"].replace(ACK_MARK, ack),
-                            ack_url=ack,
-                            incident_id=int(r["incident_id"]),
-                            notification=str(r["notification"]),
-                            audience=str(r["audience"]),
-                            critical=bool(r["critical"]),
-                            lang=str(r["lang"]),
-                        ),
-                    )
+        with self.db.connection() as conn:  # every address of the batch opened at once
+            sealed = [from_json(json.loads(r["address"])) if r["address"] else None for r in rows]
+            found = [v for v in sealed if isinstance(v, Personal)]
+            opened = iter(self.db.vault.open_many(conn, found) if found else [])
+            addresses = [next(opened) if isinstance(v, Personal) else "" for v in sealed]
+        for r, address in zip(rows, addresses, strict=True):
+            notice = int(r["notice_id"])
+            if notice not in contents:
+                contents[notice] = json.loads(r["content"])
+            if address == ERASED:
+                ready.append((r, Failure("the contact's personal data was erased", permanent=True)))
+                continue
+            if not address and r["channel"] in ("email", "sms"):
+                ready.append((r, Failure("no address", permanent=True)))
+                continue
+            part = contents[notice].get(r["lang"]) or contents[notice]["zh-CN"]
+            ack = self.ack_url(int(r["id"]))
+            ready.append(
+                (
+                    r,
+                    Outgoing(
+                        key=r["key"],
+                        channel=r["channel"],
+                        address=address,
+                        endpoint=r["endpoint"],
+                        subject=part["subject"],
+                        text=part["text"].replace(ACK_MARK, ack),
+                        html=part["html"].replace(ACK_MARK, ack),
+                        ack_url=ack,
+                        incident_id=int(r["incident_id"]),
+                        notification=str(r["notification"]),
+                        audience=str(r["audience"]),
+                        critical=bool(r["critical"]),
+                        lang=str(r["lang"]),
+                    ),
                 )
+            )
         results: dict[int, Result] = {}
         mails = [(r, o) for r, o in ready if isinstance(o, Outgoing) and o.channel == "email"]
         if mails:

@@ -380,11 +380,13 @@ class SqlOutbox:
     ) -> None:
         """Record each claimed message's attempt: (row, error or None, permanent failure)."""
         d = self.config.dispatch
+        delivered: list[int] = []
         for row, error, permanent in outcomes:
             if error is None:
-                values: dict[str, Any] = {"status": "delivered", "delivered_at": now, "error": None}
-            elif permanent or row["attempts"] >= d.max_attempts:
-                values = {"status": "failed", "error": error[:300]}
+                delivered.append(int(row["id"]))
+                continue
+            if permanent or row["attempts"] >= d.max_attempts:
+                values: dict[str, Any] = {"status": "failed", "error": error[:300]}
                 if row["escalate_at"] is not None:
                     values["escalate_at"] = now  # a critical message that cannot be delivered escalates now
             else:
@@ -394,6 +396,12 @@ class SqlOutbox:
                 update(M)
                 .where(M.c.id == row["id"], M.c.status == "sending")
                 .values(claim=None, lease_until=None, **values)
+            )
+        for i in range(0, len(delivered), 500):  # the delivered of a pass in a few statements
+            conn.execute(
+                update(M)
+                .where(M.c.id.in_(delivered[i : i + 500]), M.c.status == "sending")
+                .values(status="delivered", delivered_at=now, error=None, claim=None, lease_until=None)
             )
 
     def complete_notices(self, conn: Connection, notice_ids: Iterable[int]) -> list[tuple[int, int, str, int]]:

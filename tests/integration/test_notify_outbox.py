@@ -35,6 +35,7 @@ from tests.integration.notify_support import (
     notify_folder,
     playbook_folder,
     signature_ok,
+    wait_for,
 )
 
 CONTACTS = """id,name,phone,email,address,lang,groups
@@ -333,3 +334,22 @@ def test_the_listing_shows_delivery_failures_and_acks(rig: Rig, monkeypatch: pyt
             assert "example.org" not in str(m) and "1380000" not in str(m)
     with rig.app.db.connection() as conn:
         assert conn.execute(select(outbox_messages.c.id)).first() is not None
+
+
+def test_ir_serve_runs_the_dispatcher_beside_the_timers(rig: Rig) -> None:
+    with TestClient(create_app(app=rig.app, background=True)):
+        rig.open()  # the dispatcher thread is woken by the command
+        wait_for(lambda: len(rig.smtp.mails) == 4, what="the embedded dispatcher to deliver")
+    assert {m.envelope_to[0] for m in rig.smtp.mails} >= {"li.lei@example.org", "cab1@example.org"}
+
+
+def test_the_migration_creates_exactly_the_outbox_tables(app: App) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from ir.adapters.db.tables import metadata
+
+    with app.db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    ours = [d for d in diff if "outbox" in repr(d)]
+    assert not ours, ours

@@ -5,8 +5,9 @@ synchronous=FULL, in a temporary folder; IR_BENCH_QUICK=1 scales the sizes down)
   through `app.appender.append` (group commit); ceilings: raw sqlite3 with one commit per record (one
   thread), and a bare group-commit queue on raw sqlite3 (8 writer threads, one committer);
 - the same writers handing over batches of 100 (`append_many`); ceiling: raw sqlite3, 100 rows per commit;
-- seal lag (record created -> sealed), p50/p99, under the 8-writer load with the background sealer running
-  (`app.audit.start()`), as wired (the appender does not wake the sealer) and with writers waking it;
+- seal lag (record created -> the commit that sealed it), p50/p99, under the 8-writer load with the
+  background sealer running (`app.audit.start()`): as wired (the appender seals its batches in their own
+  commit and wakes the sealer only for what is left) and with writers also waking the sealer;
 - auditing's cost per command: p99 of `handlers.handle(CompleteStep)` with the audit write and with it
   replaced by a no-op, and the p99 of `SqlAuditTrail.record` itself inside those commands;
 - `ir audit verify` over 1,000,000 sealed records: records/s and peak RSS (in a subprocess), beside raw

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from ir.adapters.db.contacts import import_csv
 from ir.bootstrap import App
@@ -67,13 +68,21 @@ class MailHandler:
 class SmtpServer:
     """aiosmtpd on a fixed local port, which can be stopped and started again (the server down, then back)."""
 
-    def __init__(self, port: int | None = None, *, delay: float = 0.0) -> None:
+    def __init__(self, port: int | None = None, *, delay: float = 0.0, login: tuple[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.handler = MailHandler(delay=delay)
+        self.login = login
         self._controller: Controller | None = None
 
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = self.login is not None and (data.login, data.password) == (self.login[0].encode(), self.login[1].encode())
+        return AuthResult(success=ok)
+
     def start(self) -> SmtpServer:
-        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        extra: dict[str, Any] = {}
+        if self.login is not None:  # AUTH over plain TCP: the test's own loopback server only
+            extra = {"authenticator": self._authenticate, "auth_require_tls": False, "auth_required": True}
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **extra)
         self._controller.start()
         return self
 

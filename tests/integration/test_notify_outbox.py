@@ -6,6 +6,7 @@ loses nothing and sends nothing twice, and a delivered notification meets its de
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -353,3 +354,33 @@ def test_the_migration_creates_exactly_the_outbox_tables(app: App) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     ours = [d for d in diff if "outbox" in repr(d)]
     assert not ours, ours
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_smtp_authentication_is_used_and_a_wrong_password_fails_visibly(
+    make_app: AppFactory, tmp_path: Path, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    smtp = SmtpServer(login=("ir-mailer", "s3cret-from-env")).start()
+    try:
+        folder = notify_folder(tmp_path, smtp_port=smtp.port, http=None)
+        channels = json.loads((folder / "channels.yaml").read_text(encoding="utf-8"))
+        channels["smtp"].update(username="ir-mailer", password="${TEST_SMTP_PASSWORD}")
+        (folder / "channels.yaml").write_text(json.dumps(channels), encoding="utf-8")
+        books = playbook_folder(tmp_path)
+        monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong")
+        app = make_app(playbooks_dir=str(books), notifications_dir=str(folder))
+        assert app.notify is not None
+        import_contacts(app, "id,name,phone,email,address,lang,groups\np1,人,,p1@example.org,,zh-CN,everyone\n")
+        app.handlers.handle(c.OpenIncident(actor=ACTOR, playbook="mail-test", title=TITLE, level="II"))
+        assert app.notify.dispatcher().run_once().retrying == 1
+        assert not smtp.mails
+        (row,) = table_rows(app, outbox_messages)
+        assert row["status"] == "pending" and "authentication failed" in row["error"]
+        monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cret-from-env")  # the operator fixes the environment
+        fresh = make_app(playbooks_dir=str(books), notifications_dir=str(folder))
+        assert fresh.notify is not None
+        clock.advance(timedelta(seconds=1))
+        assert fresh.notify.dispatcher().run(stop=threading.Event(), once=True).delivered == 1
+        assert [m.envelope_to for m in smtp.mails] == [["p1@example.org"]]
+    finally:
+        smtp.stop()

@@ -68,6 +68,10 @@ class NotConfigured(Exception):
     pass
 
 
+class LoginFailed(Exception):
+    pass
+
+
 def message_id(key: str, domain: str) -> str:
     return f"<{key}@{domain}>"
 
@@ -138,6 +142,7 @@ class SmtpBatch:
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
         self._smtp: smtplib.SMTP | None = None
+        self._broken: str | None = None
         self.builder = MailBuilder(sender=settings.sender, domain=settings.domain)
         self.envelope_from = email.utils.parseaddr(settings.sender)[1] or "ir@localhost"
 
@@ -154,7 +159,13 @@ class SmtpBatch:
             if s.security == "starttls":
                 smtp.starttls(context=context)
         if s.username:
-            smtp.login(s.username, s.password)
+            try:
+                smtp.login(s.username, s.password)
+            except (smtplib.SMTPAuthenticationError, smtplib.SMTPServerDisconnected) as exc:
+                # some servers answer 535, some hang up on a wrong password
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    smtp.close()
+                raise LoginFailed(f"SMTP authentication failed ({type(exc).__name__})") from None
         return smtp
 
     def send(self, items: Sequence[Outgoing]) -> list[Result]:
@@ -164,13 +175,16 @@ class SmtpBatch:
         return results
 
     def _send_one(self, item: Outgoing) -> Result:
+        if self._broken is not None:  # not configured, or the login refused: the rest of the batch waits too
+            return Failure(self._broken)
         for attempt in (1, 2):  # a connection the server dropped mid-batch is opened again once
             try:
                 if self._smtp is None:
                     self._smtp = self._connect()
                 self._smtp.sendmail(self.envelope_from, [item.address], self.builder.build(item))
                 return None
-            except NotConfigured as exc:
+            except (NotConfigured, LoginFailed) as exc:
+                self._smtp, self._broken = None, str(exc)
                 return Failure(str(exc))
             except smtplib.SMTPRecipientsRefused as exc:
                 codes = sorted({code for code, _ in exc.recipients.values()})

@@ -384,3 +384,21 @@ def test_smtp_authentication_is_used_and_a_wrong_password_fails_visibly(
         assert [m.envelope_to for m in smtp.mails] == [["p1@example.org"]]
     finally:
         smtp.stop()
+
+
+def test_the_console_board_shows_delivery_failures_and_acknowledgements(rig: Rig) -> None:
+    from tests.integration.test_console import Console, add_user, visible_text
+
+    add_user(rig.app, "chief", ["commander"], lang="en")
+    incident = rig.open()
+    rig.smtp.stop()  # e-mail down: the board says so
+    rig.dispatch()
+    with TestClient(create_app(app=rig.app, background=False)) as client:
+        console = Console(client)
+        console.sign_in("chief", then=f"/incidents/{incident}")
+        page = console.get(f"/incidents/{incident}?lang=en")
+        assert page.status_code == 200
+        text = visible_text(page.text)
+    assert "Notifications sent" in text and "callout · level:II · critical" in text
+    assert "SMTP server unreachable" in text and "by a person 3" in text
+    assert "example.org" not in text and "1380000" not in text, "no address on the board"

@@ -153,6 +153,8 @@ def _board_context(request: Request, user: Principal, incident_id: int) -> dict[
     }
     with app.db.uow() as uow:
         context["known_users"] = [u.id for u in uow.users.all() if not u.disabled]
+    if app.notify is not None:  # the outbox: delivery, failures and acknowledgements (docs/notifications.md)
+        context["notices"] = app.notify.listing(user.actor, incident_id)
     if can(user.actor, "status.publish"):  # what was published, to publish the next update from
         from ir.entrypoints.http.status_updates import service
 

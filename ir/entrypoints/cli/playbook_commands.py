@@ -68,13 +68,13 @@ def validate(paths: tuple[str, ...], as_json: bool) -> None:
         for notify_problem in notify_problems:
             click.echo(str(notify_problem))
         valid = sum(1 for r in results if r.ok)
-        what = f"{valid} of {len(results)} playbook(s) valid" if results else ""
-        if configs:
-            what += ("; " if what else "") + f"{len(configs)} notification configuration(s)"
+        parts = [f"{len(results)} playbook(s)"] if results else []
+        parts += [f"{len(configs)} notification configuration(s)"] if configs else []
         if errors:
-            click.echo(f"{what}, {errors} error(s)", err=True)
+            parts[0] = f"{valid} of {len(results)} playbook(s) valid" if results else parts[0]
+            click.echo(f"{'; '.join(parts)}, {errors} error(s)", err=True)
         else:
-            click.echo(f"ok: {what} valid")
+            click.echo(f"ok: {' and '.join(parts)} valid")
     if errors:
         raise click.exceptions.Exit(1)
 

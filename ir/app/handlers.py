@@ -45,7 +45,7 @@ from ir.domain.commands import (
 )
 from ir.domain.deadlines import CalendarFor
 from ir.domain.emergency_decisions import issue_warning
-from ir.domain.errors import Conflict, InvalidInput, NotPermitted
+from ir.domain.errors import Conflict, InvalidInput, InvalidTransition, NotPermitted
 from ir.domain.events import Event, IncidentOpened, NoteAdded
 from ir.domain.facts import check_fact_value, fact_named
 from ir.domain.incident import Incident, Mode
@@ -280,8 +280,13 @@ class Handlers:
                         " reload and try again"
                     )
                 now = incident.now(self.clock.now())
-                self._authorize_step(c, incident, now)
-                events = decide(incident, now, uow)
+                try:
+                    self._authorize_step(c, incident, now)
+                    events = decide(incident, now, uow)
+                except (InvalidInput, InvalidTransition, NotPermitted):
+                    if attempt == 2:
+                        raise
+                    continue  # refused on the cached state, which another process may have moved on: re-read
                 try:
                     stored = uow.incidents.append(incident, events)
                 except StaleIncident:

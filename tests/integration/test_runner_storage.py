@@ -334,7 +334,6 @@ def test_work_items_written_by_two_processes_in_turn_and_after_a_rollback_equal_
 
     act(first, c.StartStep(**base, step_id="confirm"))
     act(second, c.CompleteStep(**base, step_id="confirm"))  # rows the first process wrote and knows
-    loaded(first, iid)  # the first process reads the new state (its board), then acts on it
     act(first, c.StartStep(**base, step_id="scrubbing", assignee="soc-duty"))
     act(first, c.StartStep(**base, step_id="upstream-help"))
     check("two processes in turn")
@@ -359,6 +358,22 @@ def test_work_items_written_by_two_processes_in_turn_and_after_a_rollback_equal_
     assert {r["ref"]: r["status"] for r in table_rows(first, work_items) if r["kind"] == "step"}[
         "step:upstream-help"
     ] == ("done")
+
+
+def test_a_command_refused_on_a_stale_cached_state_is_decided_again_on_the_stored_one(
+    app: App, clock: SimulatedClock, make_app: AppFactory
+) -> None:
+    """The first process caches the incident; the second completes 'confirm'. Starting 'scrubbing' (which
+    waits on 'confirm') in the first process must succeed on the stored state, not be refused on its cache."""
+    first, second = app, make_app()
+    iid = open_ddos(first, level="II")
+    base: dict[str, Any] = {"actor": ACTOR, "incident_id": iid}
+    first.handlers.handle(c.StartStep(**base, step_id="confirm"))
+    second.handlers.handle(c.CompleteStep(**base, step_id="confirm"))
+    first.handlers.handle(c.StartStep(**base, step_id="scrubbing", assignee="soc-duty"))
+    assert loaded(first, iid).step_status("scrubbing") is StepStatus.IN_PROGRESS
+    with pytest.raises(InvalidTransition, match="already"):  # a refusal on the stored state stands
+        second.handlers.handle(c.StartStep(**base, step_id="scrubbing"))
 
 
 # -- snapshots -------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import hmac
 import json
 import shutil
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +43,7 @@ class Mail:
     envelope_to: list[str]
     message: EmailMessage
     raw: bytes
+    tls: bool = False  # the DATA came over TLS (STARTTLS or implicit)
 
 
 @dataclass
@@ -57,7 +59,7 @@ class MailHandler:
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(msg, EmailMessage)
         with self.lock:
-            self.mails.append(Mail(list(envelope.rcpt_tos), msg, raw))
+            self.mails.append(Mail(list(envelope.rcpt_tos), msg, raw, tls=over_tls(server)))
         return "250 OK"
 
     def message_ids(self) -> list[str]:
@@ -65,16 +67,36 @@ class MailHandler:
             return [str(m.message["Message-ID"]) for m in self.mails]
 
 
-class SmtpServer:
-    """aiosmtpd on a fixed local port, which can be stopped and started again (the server down, then back)."""
+def over_tls(server: Any) -> bool:
+    """Whether aiosmtpd's session is on TLS now (after STARTTLS, or implicit TLS from the first byte)."""
+    transport = getattr(server, "transport", None)
+    return transport is not None and transport.get_extra_info("ssl_object") is not None
 
-    def __init__(self, port: int | None = None, *, delay: float = 0.0, login: tuple[str, str] | None = None) -> None:
+
+class SmtpServer:
+    """aiosmtpd on a fixed local port, which can be stopped and started again (the server down, then back).
+    `tls`: "starttls" (STARTTLS required before MAIL or AUTH) or "tls" (implicit TLS), with `certificate`
+    (the server's certificate chain and key files)."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        delay: float = 0.0,
+        login: tuple[str, str] | None = None,
+        tls: str | None = None,
+        certificate: tuple[Path, Path] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.handler = MailHandler(delay=delay)
         self.login = login
+        self.tls = tls
+        self.certificate = certificate
+        self.logins: list[tuple[bytes, bool]] = []  # each AUTH seen: the login and whether it came over TLS
         self._controller: Controller | None = None
 
     def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        self.logins.append((bytes(data.login), over_tls(server)))
         ok = self.login is not None and (data.login, data.password) == (self.login[0].encode(), self.login[1].encode())
         return AuthResult(success=ok)
 
@@ -82,6 +104,14 @@ class SmtpServer:
         extra: dict[str, Any] = {}
         if self.login is not None:  # AUTH over plain TCP: the test's own loopback server only
             extra = {"authenticator": self._authenticate, "auth_require_tls": False, "auth_required": True}
+        if self.tls is not None:
+            assert self.certificate is not None
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*map(str, self.certificate))
+            if self.tls == "starttls":  # aiosmtpd refuses AUTH before STARTTLS (auth_require_tls)
+                extra.update(tls_context=context, require_starttls=True, auth_require_tls=True)
+            else:  # implicit TLS: aiosmtpd sees no STARTTLS, so its own AUTH-needs-TLS check is off; logins records it
+                extra["ssl_context"] = context
         self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **extra)
         self._controller.start()
         return self
@@ -265,6 +295,76 @@ def http_env(http: HttpServer) -> dict[str, str]:
     for k in ("dingtalk", "wecom", "feishu", "slack", "teams"):
         env[f"TEST_URL_{k.upper()}"] = http.url(f"/{k}")
     return env
+
+
+def make_certificates(
+    folder: Path, *, names: tuple[str, ...] = ("localhost",), ip: bool = True
+) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate it signs for 127.0.0.1 (IP SAN, unless not `ip`) and `names`:
+    (the CA's PEM, the server's certificate chain, the server's key), written in `folder`."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ir test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    alt: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+    if ip:
+        alt.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0] if names else "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_file, chain_file, key_file = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    chain_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return ca_file, chain_file, key_file
 
 
 def import_contacts(app: App, csv_text: str) -> None:

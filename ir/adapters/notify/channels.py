@@ -150,14 +150,22 @@ class SmtpBatch:
         s = self.settings
         if not s.host:
             raise NotConfigured("no SMTP host is configured (IR_SMTP_HOST)")
-        context = ssl.create_default_context()
+        try:  # hostname verification and CERT_REQUIRED stay on: ca_file only changes whom to trust
+            context = ssl.create_default_context(cafile=s.ca_file or None)
+        except (ssl.SSLError, OSError) as exc:  # checked when loaded; moved or spoilt since
+            raise NotConfigured(f"SMTP ca_file cannot be loaded ({type(exc).__name__}: {s.ca_file})") from None
         smtp: smtplib.SMTP
         if s.security == "tls":
             smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
         else:
             smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
             if s.security == "starttls":
-                smtp.starttls(context=context)
+                try:  # never carry on in clear: no STARTTLS, or a refused certificate, ends the connection
+                    smtp.starttls(context=context)
+                except BaseException:
+                    with contextlib.suppress(smtplib.SMTPException, OSError):
+                        smtp.close()
+                    raise
         if s.username:
             try:
                 smtp.login(s.username, s.password)
@@ -196,6 +204,12 @@ class SmtpBatch:
                 return Failure(f"SMTP authentication failed ({exc.smtp_code})")
             except smtplib.SMTPResponseException as exc:
                 return Failure(f"SMTP {exc.smtp_code}", permanent=500 <= exc.smtp_code < 600)
+            except smtplib.SMTPNotSupportedError:
+                self.close()
+                return Failure("SMTP server does not offer STARTTLS (not sent in clear)")
+            except ssl.SSLCertVerificationError as exc:  # retried: the operator may fix ca_file or the server
+                self.close()
+                return Failure(f"SMTP server certificate not trusted ({exc.verify_message or exc.reason})")
             except (smtplib.SMTPServerDisconnected, ConnectionError, OSError) as exc:
                 self.close()
                 if attempt == 2:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ class SmtpSettings:
     password: str = ""
     sender: str = DEFAULT_SENDER
     timeout: float = 10.0
+    ca_file: str = ""  # a PEM bundle trusted instead of the system's CAs (an internal CA); "" = the system's
 
     @property
     def domain(self) -> str:
@@ -200,7 +202,10 @@ def _channels(
     smtp = SmtpSettings()
     if isinstance(raw, dict):
         _unknown(
-            raw, {"host", "port", "security", "username", "password", "sender", "timeout"}, f"{file}: smtp", problems
+            raw,
+            {"host", "port", "security", "username", "password", "sender", "timeout", "ca_file"},
+            f"{file}: smtp",
+            problems,
         )
         security = _env(raw.get("security", "starttls"), f"{file}: smtp.security", problems, env=env) or "starttls"
         if security not in ("starttls", "tls", "none"):
@@ -219,6 +224,7 @@ def _channels(
             password=_env(raw.get("password"), f"{file}: smtp.password", problems, secret=True, env=env),
             sender=_env(raw.get("sender"), f"{file}: smtp.sender", problems, env=env) or DEFAULT_SENDER,
             timeout=_seconds(raw.get("timeout"), 10.0, f"{file}: smtp.timeout", problems),
+            ca_file=_ca_file(raw.get("ca_file"), security, Path(file).parent, f"{file}: smtp.ca_file", problems, env),
         )
     raw = data.get("sms") or {}
     sms = SmsSettings()
@@ -263,6 +269,28 @@ def _channels(
             secret=_env(spec.get("secret"), f"{where}.secret", problems, secret=True, env=env),
         )
     return smtp, sms, endpoints
+
+
+def _ca_file(
+    value: Any, security: str, folder: Path, where: str, problems: list[Problem], env: Mapping[str, str]
+) -> str:
+    """The CA bundle's path (relative to the notifications folder unless absolute), checked as TLS will load it."""
+    text = _env(value, where, problems, env=env).strip()
+    if not text:
+        return ""
+    path = Path(text).expanduser()
+    path = path if path.is_absolute() else folder / path
+    if not path.is_file():
+        problems.append(Problem(where, f"no such file: {path} (a PEM bundle of the CA certificates to trust)"))
+        return ""
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        problems.append(Problem(where, f"{path} does not load as PEM CA certificates ({exc})"))
+        return ""
+    if security == "none":
+        problems.append(Problem(where, "unused with security: none (mail is sent in clear)", "warning"))
+    return str(path)
 
 
 def _routing(

@@ -4,6 +4,7 @@ needs no sign-in and cannot be forged for another message."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -20,13 +21,19 @@ class AckSigner:
         path = os.path.join(folder, "notify-ack.key")
         if not os.path.exists(path):
             os.makedirs(folder, exist_ok=True)
+            # written whole under a temporary name, then linked into place: a process that finds the file
+            # never reads it half-written, and the first of two racing processes wins
+            tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # another process made it meanwhile
-            else:
                 with os.fdopen(fd, "w") as fh:
                     fh.write(secrets.token_hex(32) + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, path)
+            finally:
+                os.unlink(tmp)
         with open(path) as fh:
             return cls(fh.read().strip().encode())
 

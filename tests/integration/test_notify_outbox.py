@@ -7,6 +7,7 @@ loses nothing and sends nothing twice, and a delivered notification meets its de
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -402,3 +403,37 @@ def test_the_console_board_shows_delivery_failures_and_acknowledgements(rig: Rig
     assert "Notifications sent" in text and "callout · level:II · critical" in text
     assert "SMTP server unreachable" in text and "by a person 3" in text
     assert "example.org" not in text and "1380000" not in text, "no address on the board"
+
+
+def test_a_commander_records_on_the_console_an_acknowledgement_given_by_a_call_back(rig: Rig) -> None:
+    from tests.integration.test_console import Console, add_user, flashes
+
+    add_user(rig.app, "chief", ["commander"], lang="en")
+    add_user(rig.app, "watcher", ["observer"], lang="en")
+    incident = rig.open()
+    rig.dispatch()
+    with TestClient(create_app(app=rig.app, background=False)) as client:
+        console = Console(client)
+        console.sign_in("chief", then=f"/incidents/{incident}")
+        page = console.get(f"/incidents/{incident}?lang=en")
+        forms = re.findall(rf'action="/incidents/{incident}/notifications/(\d+)/ack"', page.text)
+        assert forms and "Record an acknowledgement" in page.text
+        message = int(forms[0])
+        console.post(f"/incidents/{incident}/notifications/{message}/ack")
+        assert ("ok", "acknowledgement recorded") in flashes(console.page)
+        rows = {r["id"]: r for r in rig.messages()}
+        who = rows[message]["contact_id"]
+        assert all(r["acked_at"] is not None for r in rows.values() if r["contact_id"] == who)
+        assert rows[message]["acked_by"] == "chief"
+        assert f"/notifications/{message}/ack" not in console.page, "an acknowledged recipient has no button"
+        console.post(f"/incidents/{incident}/notifications/{message}/ack")  # a second click changes nothing
+        assert ("ok", "already acknowledged") in flashes(console.page)
+
+        observer = Console(client)
+        client.cookies.clear()
+        observer.sign_in("watcher", then=f"/incidents/{incident}")
+        other = next(m for m, r in rows.items() if r["contact_id"] and r["contact_id"] != who)
+        observer.post(f"/incidents/{incident}/notifications/{other}/ack")
+        assert {kind for kind, _ in flashes(observer.page)} == {"error"}, flashes(observer.page)
+        assert "not permitted" in flashes(observer.page)[0][1].lower(), flashes(observer.page)
+    assert next(r for r in rig.messages() if r["id"] == other)["acked_at"] is None

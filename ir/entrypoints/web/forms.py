@@ -377,6 +377,23 @@ async def open_incident(request: Request) -> Response:
     return _back(request, f"/incidents/{opened}" if opened else "/#new", message)
 
 
+@router.post("/incidents/{incident_id}/notifications/{message_id}/ack")
+async def acknowledge(request: Request, incident_id: int, message_id: int) -> Response:
+    """A recipient's acknowledgement given another way (a call back), recorded by a signed-in user."""
+    sent, _user = await _sent(request, incident_id)
+    where = "notifications"
+    notify = core(request).notify
+    try:
+        if notify is None:
+            raise IrError("notifications are not configured on this server")
+        _row, changed = await run_in_threadpool(notify.acknowledge, sent.actor, incident_id, message_id)
+    except IrError as exc:
+        message = Flash("error", error_line(sent.lang, exc), where)
+    else:
+        message = Flash("ok", translate(sent.lang, "nt.ack_done" if changed else "nt.ack_again"), where)
+    return _back(request, f"/incidents/{incident_id}#{where}", message)
+
+
 @router.post("/incidents/{incident_id}/{action}")
 async def incident_act(request: Request, incident_id: int, action: str) -> Response:
     sent, _user = await _sent(request, incident_id)

@@ -22,7 +22,6 @@ import hmac
 import json
 import smtplib
 import ssl
-import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -34,6 +33,7 @@ from typing import Any
 import httpx
 
 from ir.adapters.notify.config import Endpoint, SmsSettings, SmtpSettings
+from ir.domain.clocks import Clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,8 +312,11 @@ def _vendor_error(kind: str, response: httpx.Response) -> str | None:
 
 
 class HttpChannels:
-    def __init__(self, *, endpoints: Mapping[str, Endpoint], sms: SmsSettings, timeout: float = 10.0) -> None:
+    def __init__(
+        self, *, endpoints: Mapping[str, Endpoint], sms: SmsSettings, clock: Clock, timeout: float = 10.0
+    ) -> None:
         self.endpoints = endpoints
+        self.clock = clock  # the robots' signatures carry the time of sending
         self.sms = sms
         self.client = httpx.Client(timeout=timeout, follow_redirects=False)
 
@@ -358,9 +361,9 @@ class HttpChannels:
         payload = robot_body(endpoint.kind, item)
         url = endpoint.url
         if endpoint.kind == "dingtalk":
-            url = dingtalk_url(url, endpoint.secret, int(time.time() * 1000))
+            url = dingtalk_url(url, endpoint.secret, int(self.clock.now().timestamp() * 1000))
         elif endpoint.kind == "feishu" and endpoint.secret:
-            ts = int(time.time())
+            ts = int(self.clock.now().timestamp())
             payload = {"timestamp": str(ts), "sign": feishu_sign(endpoint.secret, ts), **payload}
         body = json.dumps(payload, ensure_ascii=False).encode()
         response = self._post(url, body, {"Idempotency-Key": item.key})

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ir.adapters.notify.templates import TemplateSet, load_templates
+from ir.adapters.playbooks.yaml_source import YamlRefused, load_file
 from ir.domain.durations import parse_duration
 from ir.domain.errors import InvalidInput
 from ir.domain.levels import ResponseLevel, WarningLevel
@@ -133,9 +132,10 @@ def _read(path: Path, problems: list[Problem]) -> dict[str, Any]:
         problems.append(Problem(str(path), "missing"))
         return {}
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        problems.append(Problem(str(path), f"not valid YAML: {exc}"))
+        data = load_file(str(path))
+    except YamlRefused as refused:
+        where = refused.problem
+        problems.append(Problem(str(path), f"{where.line}:{where.column}: {where.message}"))
         return {}
     if data is None:
         return {}

@@ -62,7 +62,7 @@ class Dispatcher:
         self.record_sent = record_sent
         self.on_commit = on_commit or (lambda: None)
         self.http = HttpChannels(
-            endpoints=self.config.endpoints, sms=self.config.sms, timeout=self.config.dispatch.timeout
+            endpoints=self.config.endpoints, sms=self.config.sms, clock=clock, timeout=self.config.dispatch.timeout
         )
         self._wake = threading.Event()
 

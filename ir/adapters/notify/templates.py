@@ -17,9 +17,10 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jinja2 import StrictUndefined, Template, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
+
+from ir.adapters.playbooks.yaml_source import YamlRefused, load_file
 
 LANGS = ("zh-CN", "en")
 PARTS = ("subject", "text", "html")
@@ -117,14 +118,14 @@ def _load(folder: str, stamp: tuple[tuple[str, int, int], ...]) -> tuple[Templat
     problems: list[tuple[str, str]] = []
     out: dict[str, dict[str, dict[str, Template]]] = {}
     envs = {False: _environment(html=False), True: _environment(html=True)}
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     for name_, *_ in stamp:
         path = Path(folder) / name_
         name = path.stem
         try:
-            data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - a safe loader
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            problems.append((str(path), f"not valid YAML: {exc}"))
+            data = load_file(str(path))
+        except YamlRefused as refused:
+            problem = refused.problem
+            problems.append((str(path), f"{problem.line}:{problem.column}: {problem.message}"))
             continue
         if not isinstance(data, dict):
             problems.append((str(path), "must map languages (zh-CN, en) to subject, text and html"))

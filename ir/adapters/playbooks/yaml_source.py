@@ -106,6 +106,18 @@ def decode_source(raw: bytes, filename: str) -> str:
     return text.removeprefix("\ufeff")
 
 
+def load_file(path: str) -> Any:
+    """A YAML file other than a playbook (configuration, message templates) read under the same defences:
+    size, UTF-8, alias budget, depth. Plain values; None for a file with no document. Raises YamlRefused."""
+    text = decode_source(read_source(path), path)
+    try:
+        return load_located(text, path).data
+    except YamlRefused as refused:
+        if refused.problem.message.startswith("empty file"):
+            return None
+        raise
+
+
 def _position(raw: bytes, offset: int) -> tuple[int, int]:
     before = raw[:offset]
     line = before.count(b"\n") + 1

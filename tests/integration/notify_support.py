@@ -24,9 +24,15 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from ir.adapters.clock import SimulatedClock
 from ir.adapters.db.contacts import import_csv
+from ir.adapters.db.tables import outbox_messages
+from ir.adapters.notify.dispatcher import Pass
+from ir.adapters.notify.service import NotifyService
 from ir.bootstrap import App
+from ir.domain import commands as c
 from tests.builders import MINIMAL_PLAYBOOK
+from tests.conftest import ACTOR, table_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_SECRET = "test-webhook-secret"
@@ -230,6 +236,41 @@ restoration:
 )
 
 
+CONTACTS = """id,name,phone,email,address,lang,groups
+li.lei,李雷,13800000001,li.lei@example.org,,zh-CN,duty-commanders;ops
+zhao.liu,赵六,13800000006,zhao.liu@example.org,,zh-CN,duty-commanders
+han.meimei,韩梅梅,13800000002,han.meimei@example.org,,en,ops
+wang.wu,王五,13800000003,wang.wu@example.org,,zh-CN,noc-duty
+cab1,管理局值班,13800000004,cab1@example.org,,zh-CN,cab
+cab2,管理局副值班,13800000005,cab2@example.org,,zh-CN,cab
+"""
+TITLE = "骨干网中断"
+
+
+@dataclass
+class Rig:
+    """An application with notifications pointing at a real SMTP server and a real HTTP server, and the
+    contacts above (the `rig` fixture, tests/integration/conftest.py)."""
+
+    app: App
+    notify: NotifyService
+    smtp: SmtpServer
+    http: HttpServer
+    clock: SimulatedClock
+
+    def dispatch(self) -> Pass:
+        return self.notify.dispatcher().run(stop=threading.Event(), once=True)
+
+    def open(self, level: str = "II", mode: str = "real") -> int:
+        outcome = self.app.handlers.handle(
+            c.OpenIncident(actor=ACTOR, playbook="notify-test", title=TITLE, level=level, mode=mode)
+        )
+        return int(outcome.incident_id)
+
+    def messages(self) -> list[dict[str, Any]]:
+        return table_rows(self.app, outbox_messages)
+
+
 def playbook_folder(tmp: Path) -> Path:
     folder = tmp / "playbooks"
     folder.mkdir(exist_ok=True)
@@ -239,9 +280,15 @@ def playbook_folder(tmp: Path) -> Path:
 
 
 def notify_folder(
-    tmp: Path, *, smtp_port: int, http: HttpServer | None, dispatch: dict[str, Any] | None = None
+    tmp: Path,
+    *,
+    smtp_port: int,
+    http: HttpServer | None,
+    dispatch: dict[str, Any] | None = None,
+    channels_extra: dict[str, Any] | None = None,
 ) -> Path:
-    """notifications/ for the tests: the shipped templates, routing and channels pointing at local servers."""
+    """notifications/ for the tests: the shipped templates, routing and channels pointing at local servers
+    (`channels_extra`: settings added to the SMS gateway's and to each named endpoint's)."""
     folder = tmp / "notifications"
     folder.mkdir(exist_ok=True)
     shutil.copytree(ROOT / "notifications" / "templates", folder / "templates", dirs_exist_ok=True)
@@ -276,9 +323,14 @@ def notify_folder(
                 for k in ("dingtalk", "wecom", "feishu", "slack", "teams")
             },
         }
+    extra = channels_extra or {}
+    sms: dict[str, Any] = {"url": "${TEST_SMS_URL}", "body": {"phone": "{number}", "content": "{text}", "ref": "{id}"}}
+    sms.update(extra.get("sms", {}))
+    for name, spec in extra.get("endpoints", {}).items():
+        endpoints.setdefault(name, {}).update(spec)
     channels = {
         "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none", "sender": "应急平台 <ir@example.org>"},
-        "sms": {"url": "${TEST_SMS_URL}", "body": {"phone": "{number}", "content": "{text}", "ref": "{id}"}},
+        "sms": sms,
         "endpoints": endpoints,
     }
     (folder / "routing.yaml").write_text(json.dumps(routing, ensure_ascii=False), encoding="utf-8")

@@ -9,11 +9,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,8 +18,6 @@ from sqlalchemy import select
 
 from ir.adapters.clock import SimulatedClock
 from ir.adapters.db.tables import outbox_messages, outbox_notices
-from ir.adapters.notify.dispatcher import Pass
-from ir.adapters.notify.service import NotifyService
 from ir.bootstrap import App
 from ir.domain import commands as c
 from ir.domain.deadlines import DeadlineState, due_list
@@ -30,66 +25,15 @@ from ir.domain.errors import NotFound
 from ir.entrypoints.http.app import create_app
 from tests.conftest import ACTOR, AppFactory, decrypt_audit, table_rows
 from tests.integration.notify_support import (
-    HttpServer,
+    TITLE,
+    Rig,
     SmtpServer,
-    http_env,
     import_contacts,
     notify_folder,
     playbook_folder,
     signature_ok,
     wait_for,
 )
-
-CONTACTS = """id,name,phone,email,address,lang,groups
-li.lei,李雷,13800000001,li.lei@example.org,,zh-CN,duty-commanders;ops
-zhao.liu,赵六,13800000006,zhao.liu@example.org,,zh-CN,duty-commanders
-han.meimei,韩梅梅,13800000002,han.meimei@example.org,,en,ops
-wang.wu,王五,13800000003,wang.wu@example.org,,zh-CN,noc-duty
-cab1,管理局值班,13800000004,cab1@example.org,,zh-CN,cab
-cab2,管理局副值班,13800000005,cab2@example.org,,zh-CN,cab
-"""
-TITLE = "骨干网中断"
-
-
-@dataclass
-class Rig:
-    app: App
-    notify: NotifyService
-    smtp: SmtpServer
-    http: HttpServer
-    clock: SimulatedClock
-
-    def dispatch(self) -> Pass:
-        return self.notify.dispatcher().run(stop=threading.Event(), once=True)
-
-    def open(self, level: str = "II", mode: str = "real") -> int:
-        outcome = self.app.handlers.handle(
-            c.OpenIncident(actor=ACTOR, playbook="notify-test", title=TITLE, level=level, mode=mode)
-        )
-        return int(outcome.incident_id)
-
-    def messages(self) -> list[dict[str, Any]]:
-        return table_rows(self.app, outbox_messages)
-
-
-@pytest.fixture
-def rig(make_app: AppFactory, tmp_path: Path, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
-    smtp = SmtpServer().start()
-    http = HttpServer().start()
-    for k, v in http_env(http).items():
-        monkeypatch.setenv(k, v)
-    app = make_app(
-        playbooks_dir=str(playbook_folder(tmp_path)),
-        notifications_dir=str(notify_folder(tmp_path, smtp_port=smtp.port, http=http)),
-    )
-    assert app.notify is not None
-    import_contacts(app, CONTACTS)
-    try:
-        yield Rig(app, app.notify, smtp, http, clock)
-    finally:
-        app.notify.close()
-        smtp.stop()
-        http.stop()
 
 
 def test_a_declared_level_writes_one_message_per_recipient_and_channel_with_the_event(rig: Rig) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ir.adapters.notify.templates import TemplateSet, load_templates
+from ir.adapters.notify.templates import LANGS, TemplateSet, load_templates
 from ir.adapters.playbooks.yaml_source import YamlRefused, load_file
 from ir.domain.durations import parse_duration
 from ir.domain.errors import InvalidInput
@@ -61,11 +61,22 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyFields:
+    """Where the sender and the text are in a reply forwarded by an SMS gateway or an IM bridge: the names
+    of its JSON (a dotted path for nested objects: `text.content`) or form fields."""
+
+    sender: str = "from"
+    text: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     name: str
     kind: str  # webhook | dingtalk | wecom | feishu | slack | teams
     url: str
     secret: str = ""  # webhook: the HMAC key; dingtalk: the robot's signing secret
+    replies: ReplyFields = ReplyFields()
+    lang: str = "zh-CN"  # the language of what is posted there
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +84,7 @@ class SmsSettings:
     url: str = ""
     body: Mapping[str, Any] = field(default_factory=lambda: {"to": "{number}", "text": "{text}"})
     headers: Mapping[str, str] = field(default_factory=dict)
+    replies: ReplyFields = ReplyFields()
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +241,7 @@ def _channels(
     raw = data.get("sms") or {}
     sms = SmsSettings()
     if isinstance(raw, dict):
-        _unknown(raw, {"url", "body", "headers"}, f"{file}: sms", problems)
+        _unknown(raw, {"url", "body", "headers", "replies"}, f"{file}: sms", problems)
         body = raw.get("body", sms.body)
         if not isinstance(body, dict):
             problems.append(
@@ -246,6 +258,7 @@ def _channels(
             headers={
                 str(k): _env(v, f"{file}: sms.headers.{k}", problems, secret=True, env=env) for k, v in headers.items()
             },
+            replies=_reply_fields(raw.get("replies"), f"{file}: sms.replies", problems),
         )
     endpoints: dict[str, Endpoint] = {}
     raw = data.get("endpoints") or {}
@@ -257,8 +270,11 @@ def _channels(
         if not isinstance(spec, dict):
             problems.append(Problem(where, "must be a mapping (kind, url, secret)"))
             continue
-        _unknown(spec, {"kind", "url", "secret"}, where, problems)
+        _unknown(spec, {"kind", "url", "secret", "replies", "lang"}, where, problems)
         kind = str(spec.get("kind", "webhook"))
+        if str(name) in PERSON_CHANNELS | {"mail", "cap"}:
+            problems.append(Problem(where, f"'{name}' names a channel: an endpoint needs another name"))
+            continue
         if kind not in ENDPOINT_CHANNELS:
             problems.append(Problem(where, f"kind is one of {', '.join(sorted(ENDPOINT_CHANNELS))}; got '{kind}'"))
             continue
@@ -267,8 +283,34 @@ def _channels(
             kind=kind,
             url=_env(spec.get("url"), f"{where}.url", problems, secret=True, env=env),
             secret=_env(spec.get("secret"), f"{where}.secret", problems, secret=True, env=env),
+            replies=_reply_fields(spec.get("replies"), f"{where}.replies", problems),
+            lang=_lang(spec.get("lang"), f"{where}.lang", problems),
         )
     return smtp, sms, endpoints
+
+
+def _lang(value: Any, where: str, problems: list[Problem]) -> str:
+    if value is None:
+        return "zh-CN"
+    if value not in LANGS:
+        problems.append(Problem(where, f"is one of {', '.join(LANGS)}; got '{value}'"))
+        return "zh-CN"
+    return str(value)
+
+
+def _reply_fields(value: Any, where: str, problems: list[Problem]) -> ReplyFields:
+    if value is None:
+        return ReplyFields()
+    if not isinstance(value, dict):
+        problems.append(Problem(where, "must be a mapping: {from: <field>, text: <field>}"))
+        return ReplyFields()
+    _unknown(value, {"from", "text"}, where, problems)
+    names = {k: value.get(k, d) for k, d in (("from", "from"), ("text", "text"))}
+    for k, v in names.items():
+        if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", v):
+            problems.append(Problem(f"{where}.{k}", "must be a field name, or a dotted path (text.content)"))
+            return ReplyFields()
+    return ReplyFields(sender=names["from"], text=names["text"])
 
 
 def _ca_file(

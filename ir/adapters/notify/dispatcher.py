@@ -22,7 +22,8 @@ from ir.adapters.db.uow import Database
 from ir.adapters.notify.ack import AckSigner
 from ir.adapters.notify.channels import Failure, HttpChannels, Outgoing, Result, SmtpBatch
 from ir.adapters.notify.outbox import DISPATCHER, SqlOutbox
-from ir.adapters.notify.templates import ACK_MARK
+from ir.adapters.notify.replies import reply_code
+from ir.adapters.notify.templates import ACK_MARK, REPLY_MARK
 from ir.domain.clocks import Clock
 from ir.domain.personal import ERASED, Personal, from_json
 
@@ -144,7 +145,7 @@ class Dispatcher:
                 ready.append((r, Failure("no address", permanent=True)))
                 continue
             part = contents[notice].get(r["lang"]) or contents[notice]["zh-CN"]
-            ack = self.ack_url(int(r["id"]))
+            ack, code = self.ack_url(int(r["id"])), reply_code(int(r["id"]))
             ready.append(
                 (
                     r,
@@ -154,8 +155,8 @@ class Dispatcher:
                         address=address,
                         endpoint=r["endpoint"],
                         subject=part["subject"],
-                        text=part["text"].replace(ACK_MARK, ack),
-                        html=part["html"].replace(ACK_MARK, ack),
+                        text=part["text"].replace(ACK_MARK, ack).replace(REPLY_MARK, code),
+                        html=part["html"].replace(ACK_MARK, ack).replace(REPLY_MARK, code),
                         ack_url=ack,
                         incident_id=int(r["incident_id"]),
                         notification=str(r["notification"]),

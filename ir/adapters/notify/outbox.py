@@ -161,16 +161,17 @@ class SqlOutbox:
             },
             "org": self.config.org,
             "ack_url": "",  # filled per recipient (templates.ACK_MARK) when sent
+            "reply_code": "",  # the same (templates.REPLY_MARK)
             "lang": lang,
             "now": _when(at, self.zone),
             "drill": incident.mode is not Mode.REAL,
         }
 
     def _render(self, incident: Incident, note: Notification, cause: str, lang: str, at: datetime) -> dict[str, str]:
-        from ir.adapters.notify.templates import ACK_MARK
+        from ir.adapters.notify.templates import ACK_MARK, REPLY_MARK
 
         context = self.context(incident, note, cause, lang, at)
-        context["ack_url"] = ACK_MARK
+        context["ack_url"], context["reply_code"] = ACK_MARK, REPLY_MARK
         return self.config.templates.render(note.template, lang, context).as_dict()
 
     def _channels(
@@ -253,7 +254,7 @@ class SqlOutbox:
                             at,
                             who=f"endpoint:{name}",
                             endpoint=name,
-                            lang="zh-CN",
+                            lang=self.config.endpoints[name].lang,
                             via=f"audience:{note.audience.value}",
                         )
                     )
@@ -576,6 +577,29 @@ class SqlOutbox:
         if row is None:
             raise NotFound(f"no notification message {message_id}")
         return dict(row)
+
+    def answered(
+        self,
+        conn: Connection,
+        channel: str,
+        *,
+        keys: Sequence[str] = (),
+        ids: Sequence[int] = (),
+        since: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """Messages a reply on `channel` ("email", "sms" or an endpoint's name) may answer: those with these
+        idempotency keys or numbers, or else those delivered since then and not yet acknowledged (newest
+        first, at most 1,000)."""
+        where = M.c.channel == channel if channel in ("email", "sms") else M.c.endpoint == channel
+        query = select(M.c.id, M.c.address, M.c.acked_at).where(where)
+        if keys:
+            query = query.where(M.c.key.in_(list(keys)))
+        elif ids:
+            query = query.where(M.c.id.in_(list(ids)))
+        else:
+            assert since is not None
+            query = query.where(M.c.acked_at.is_(None), M.c.delivered_at >= since).order_by(M.c.id.desc()).limit(1000)
+        return [dict(r) for r in conn.execute(query).mappings()]
 
     def acknowledge(self, conn: Connection, message_id: int, *, by: str, at: datetime) -> tuple[dict[str, Any], bool]:
         """Acknowledge a message — and the recipient's other messages of the same notice; returns the

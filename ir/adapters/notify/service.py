@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ir.adapters.db.uow import Database
 from ir.adapters.notify.ack import AckSigner
-from ir.adapters.notify.config import NotifyConfig, load_config
+from ir.adapters.notify.config import NotifyConfig, ReplyFields, load_config
 from ir.adapters.notify.dispatcher import Dispatcher
 from ir.adapters.notify.outbox import DISPATCHER, SqlOutbox
+from ir.adapters.notify.replies import Reply, same_address, same_number
 from ir.app.handlers import Handlers, Outcome
 from ir.app.notifications import ACTIVATING
 from ir.app.permissions import authorize
@@ -20,6 +22,9 @@ from ir.domain.clocks import Clock
 from ir.domain.commands import Actor, MarkNotificationSent
 from ir.domain.deadlines import CalendarFor
 from ir.domain.errors import Conflict, InvalidTransition, NotFound
+from ir.domain.personal import Personal, from_json
+
+REPLY_WINDOW = timedelta(days=1)  # a text without a reply code answers a message sent this recently
 
 SYSTEM = Actor(id=DISPATCHER, roles=frozenset({"communications"}))
 
@@ -132,6 +137,100 @@ class NotifyService:
             raise NotFound(f"incident {incident_id} has no notification message {message_id}")
         return self._acknowledge(message_id, by=actor.id, actor=actor.id)
 
+    # -- acknowledging by reply ---------------------------------------------------------------------------------
+
+    def reply_channels(self) -> list[str]:
+        """Where replies may come from: e-mail, SMS, and each configured IM robot or webhook endpoint."""
+        return ["email", "sms", *sorted(self.config.endpoints)]
+
+    def reply_fields(self, channel: str) -> ReplyFields:
+        """Where the sender and the text are in what the SMS gateway or this IM bridge posts."""
+        if channel == "sms":
+            return self.config.sms.replies
+        endpoint = self.config.endpoints.get(channel)
+        if endpoint is None:
+            raise NotFound(f"no channel '{channel}' (replies come by {', '.join(self.reply_channels())})")
+        return endpoint.replies
+
+    def reply(self, actor: Actor, reply: Reply, *, source: str = "") -> dict[str, Any]:
+        """A recipient's reply, forwarded by the mail server, an SMS gateway or an IM bridge (`actor`: the
+        machine user forwarding it): the message it answers is acknowledged. A reply that answers nothing,
+        or a machine's automatic answer, changes nothing and says why."""
+        authorize(actor, "log.add")
+        if reply.channel not in self.reply_channels():
+            raise NotFound(f"no channel '{reply.channel}' (replies come by {', '.join(self.reply_channels())})")
+        reason = reply.automatic
+        message_id = None
+        if not reason:
+            message_id, reason = self._answered(reply)
+        if message_id is None:
+            self._refused_reply(actor, reply.channel, reason, source)
+            return {"acknowledged": False, "reason": reason}
+        # the sender (an address, a number, a name in a chat) is personal data: it is not kept
+        found, first = self._acknowledge(message_id, by=f"reply:{reply.channel}", actor=actor.id, source=source)
+        return {"acknowledged": True, "acknowledged_now": first, **found}
+
+    def _answered(self, reply: Reply) -> tuple[int | None, str]:
+        """The message a reply answers, or None and why none."""
+        person = reply.channel in ("email", "sms")
+        same = same_address if reply.channel == "email" else same_number
+        with self.db.connection() as conn:
+
+            def first_from_sender(rows: list[dict[str, Any]]) -> int | None:
+                if not person:
+                    return int(rows[0]["id"]) if rows else None
+                sealed = [from_json(json.loads(r["address"])) if r["address"] else None for r in rows]
+                found = [v for v in sealed if isinstance(v, Personal)]
+                opened = iter(self.db.vault.open_many(conn, found) if found else [])
+                for r, v in zip(rows, sealed, strict=True):
+                    if isinstance(v, Personal) and same(next(opened), reply.sender):
+                        return int(r["id"])
+                return None
+
+            if reply.channel == "email":
+                rows = self.outbox.answered(conn, "email", keys=reply.keys) if reply.keys else []
+                found = first_from_sender(rows)
+                if found is not None:
+                    return found, ""
+                for token in reply.links():
+                    linked = self.signer.verify(token)
+                    if linked is not None:
+                        return linked, ""
+                if rows:
+                    return None, "the reply comes from another address than the one the message was sent to"
+                return None, (
+                    "the mail answers no message of ours: no In-Reply-To or References header names one, "
+                    "and it quotes no acknowledgement link"
+                )
+            codes = reply.codes()
+            if codes:
+                rank = {c: i for i, c in enumerate(codes)}
+                rows = sorted(self.outbox.answered(conn, reply.channel, ids=codes), key=lambda r: rank[int(r["id"])])
+                found = first_from_sender(rows)
+                if found is not None:
+                    return found, ""
+            since = self.clock.now() - REPLY_WINDOW
+            found = first_from_sender(self.outbox.answered(conn, reply.channel, since=since))
+            if found is not None:
+                return found, ""
+        where = "this number" if person else f"'{reply.channel}'"
+        return None, (
+            f"no message sent to {where} in the last day awaits acknowledgement, "
+            "and the reply names no reply code of a message sent there"
+        )
+
+    def _refused_reply(self, actor: Actor, channel: str, reason: str, source: str) -> None:
+        now = self.clock.now()
+        with self.db.uow() as uow:
+            uow.audit.record(
+                action="notification.reply_refused",
+                actor=actor.id,
+                subject="notifications",
+                payload={"channel": channel, "reason": reason, "source": source},
+                at=now,
+            )
+            uow.commit()
+
     def _acknowledge(self, message_id: int, *, by: str, actor: str, source: str = "") -> tuple[dict[str, Any], bool]:
         now = self.clock.now()
         with self.db.uow() as uow:
@@ -145,6 +244,7 @@ class NotifyService:
                     "notification": row["notification"],
                     "recipient": f"contact:{row['contact_id']}" if row["contact_id"] else f"endpoint:{row['endpoint']}",
                     "first": changed,
+                    "by": by,
                     "source": source,
                 },
                 at=now,
@@ -156,8 +256,6 @@ class NotifyService:
 
     @staticmethod
     def _public(row: dict[str, Any]) -> dict[str, Any]:
-        import json
-
         content = json.loads(row["content"])
         part = content.get(row["lang"]) or content.get("zh-CN", {})
         return {

@@ -25,6 +25,7 @@ from ir.adapters.playbooks.yaml_source import YamlRefused, load_file
 LANGS = ("zh-CN", "en")
 PARTS = ("subject", "text", "html")
 ACK_MARK = "IR-ACK-URL-0000"  # stands for each recipient's own acknowledgement link until it is sent
+REPLY_MARK = "IR-REPLY-CODE-0"  # … and for its reply code (replies.reply_code)
 
 # The documented variables (docs/notifications.md); a template may use these and nothing else.
 SAMPLE: dict[str, Any] = {
@@ -52,6 +53,7 @@ SAMPLE: dict[str, Any] = {
     },
     "org": "示例通信公司",
     "ack_url": ACK_MARK,
+    "reply_code": REPLY_MARK,
     "lang": "zh-CN",
     "now": "2026-10-01 09:00 (Asia/Shanghai)",
     "drill": False,

@@ -79,6 +79,44 @@ def ack(incident_id: int, message_id: int) -> None:
     click.echo(f"message {message_id} of incident {incident_id}: {state}")
 
 
+@notify.command(name="reply")
+@click.argument("mail", type=click.File("rb"), default="-", required=False)
+@click.option("--channel", help="sms, or an IM endpoint's name: a text reply (with --from, --text), not a mail")
+@click.option("--from", "sender", help="the number (sms) or the person's name (IM) the text reply came from")
+@click.option("--text", help="what the text reply says")
+@json_option
+def reply(mail: Any, channel: str | None, sender: str | None, text: str | None, as_json: bool) -> None:
+    """A recipient's reply: a mail read whole from MAIL or standard input (for the mail server's pipe to
+    a program), or a text (--channel sms --from NUMBER --text TEXT, for an SMS modem's receive hook). It
+    acknowledges the message it answers. Exit 1 when it answers none (the reason is printed); an automatic
+    answer (out of office, a bounce) is ignored with exit 0, so it is never bounced back."""
+    from ir.adapters.notify.replies import MAX_MAIL, parse_mail, text_reply
+    from ir.domain.errors import InvalidInput
+    from ir.entrypoints.cli.incident_commands import _actor, _app
+
+    app = _app()
+    service = _service(app)
+    if channel is not None:
+        if sender is None or text is None:
+            raise InvalidInput("a text reply needs --from and --text")
+        service.reply_fields(channel)  # an unknown channel is refused by name
+        answer = text_reply(channel, sender, text)
+    else:
+        if sender is not None or text is not None:
+            raise InvalidInput("--from and --text go with --channel (a mail reply brings its own)")
+        answer = parse_mail(mail.read(MAX_MAIL + 1), domain=service.config.smtp.domain)
+    result = service.reply(_actor(), answer, source="cli")
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+    elif result["acknowledged"]:
+        state = "acknowledged" if result["acknowledged_now"] else f"already acknowledged at {result['acked_at']}"
+        click.echo(f"message {result['message']} of incident {result['incident']}: {state}")
+    else:
+        click.echo(f"ir notify reply: not acknowledged: {result['reason']}", err=True)
+    if not result["acknowledged"] and not answer.automatic:
+        raise SystemExit(1)
+
+
 @click.command()
 @click.argument("incident_id", type=int)
 @json_option

@@ -1,5 +1,6 @@
 """Notifications over HTTP: the incident's messages (delivery, failures, acknowledgements), acknowledging
-one as a signed-in user, and the acknowledgement links sent in messages (`/ack/<token>`, no sign-in).
+one as a signed-in user, the acknowledgement links sent in messages (`/ack/<token>`, no sign-in), and the
+recipients' replies forwarded by the mail server, the SMS gateway or an IM bridge (a machine's token).
 
 A link opened (GET) shows what it acknowledges and a button; the acknowledgement itself is the POST, so
 a mail scanner that fetches every link in a message acknowledges nothing. Acknowledging twice is harmless.
@@ -11,8 +12,10 @@ import html
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from ir.adapters.notify.replies import MAX_FORWARDED, MAX_MAIL, forwarded, parse_mail
 from ir.adapters.notify.service import NotifyService
 from ir.bootstrap import App
 from ir.domain.errors import InvalidInput
@@ -23,6 +26,9 @@ router = APIRouter(tags=["notifications"])
 
 MessageId = Annotated[int, Path(ge=1, le=2**31 - 1, description="a notification message's number")]
 Token = Annotated[str, Path(min_length=3, max_length=80, pattern=r"^[0-9]+\.[A-Za-z0-9_-]+$")]
+Channel = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="sms, or an IM endpoint's name")
+]
 
 
 def _service(core: App) -> NotifyService:
@@ -94,3 +100,60 @@ def ack_link(token: Token, core: Core, request: Request) -> Response:
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse({**found, "acknowledged_now": first})
     return _page(found, _acked(found))
+
+
+# -- replies ---------------------------------------------------------------------------------------------------
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request's body, refused past `limit` bytes without reading the rest."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise InvalidInput(f"the request is larger than {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_REPLIED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "acknowledged (`acknowledged`: true), or why the reply acknowledges nothing",
+        "content": {"application/json": {}},
+    }
+}
+
+
+@router.post(
+    "/api/notifications/replies/mail",
+    responses=_REPLIED,
+    openapi_extra={"requestBody": {"required": True, "content": {"message/rfc822": {"schema": {"type": "string"}}}}},
+)
+async def reply_by_mail(principal: Caller, core: Core, request: Request) -> dict[str, Any]:
+    """A recipient's reply by e-mail, posted whole (RFC 5322, `message/rfc822`) by the mail server or an
+    inbound-mail service. It acknowledges the message its In-Reply-To or References header names when it
+    comes from the address that message went to (or the message whose acknowledgement link it quotes);
+    automatic answers (out of office, bounces) acknowledge nothing."""
+    raw = await _body(request, MAX_MAIL)
+    service = _service(core)
+    reply = parse_mail(raw, domain=service.config.smtp.domain)
+    return await run_in_threadpool(service.reply, principal.actor, reply, source=source(request))
+
+
+@router.post("/api/notifications/replies/{channel}", responses=_REPLIED)
+async def reply_by_text(channel: Channel, principal: Caller, core: Core, request: Request) -> dict[str, Any]:
+    """A recipient's reply by SMS (`sms`, posted by the SMS gateway) or in a chat (the IM robot's endpoint
+    name, posted by a bridge): JSON or a form whose sender and text fields the channel's `replies` setting
+    names (default `from` and `text`). It acknowledges the message whose reply code it contains, sent to that
+    number or robot, or else the latest one sent there in the last day."""
+    service = _service(core)
+    fields = service.reply_fields(channel)
+    raw = await _body(request, MAX_FORWARDED)
+    reply = forwarded(
+        channel,
+        raw,
+        request.headers.get("content-type", ""),
+        sender_field=fields.sender,
+        text_field=fields.text,
+    )
+    return await run_in_threadpool(service.reply, principal.actor, reply, source=source(request))

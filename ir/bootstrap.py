@@ -14,7 +14,6 @@ from ir.adapters.audit.sealer import Sealer
 from ir.adapters.audit.service import AuditService
 from ir.adapters.calendars import official_calendar
 from ir.adapters.catalogue import ServiceCatalogue
-from ir.adapters.changes.postgres import PgNotifier
 from ir.adapters.clock import SystemClock
 from ir.adapters.db.engine import make_engine
 from ir.adapters.db.incidents import PlaybookCache
@@ -154,6 +153,8 @@ def build(
 
     if not settings.database_url.startswith("sqlite"):
         # other servers' consoles hear of this commit (SQLite needs nothing: their watchers poll the file)
+        from ir.adapters.changes.postgres import PgNotifier  # psycopg: imported only for PostgreSQL
+
         handlers.after_commit.append(PgNotifier(engine=engine))
     handlers.after_commit.append(
         ActionHook(

@@ -33,3 +33,11 @@ def test_the_migrations_create_exactly_the_tables(migrated: Settings) -> None:
         assert differences(engine) == []
     finally:
         engine.dispose()
+
+
+def test_the_head_read_from_the_migration_files_is_alembics() -> None:
+    from alembic.script import ScriptDirectory
+
+    from ir.adapters.db.schema import MIGRATIONS, head_revision
+
+    assert head_revision() == ScriptDirectory(str(MIGRATIONS)).get_current_head()

@@ -174,7 +174,6 @@ audit_records = Table(
     Column("prev_hash", LargeBinary),
     Column("entry_hash", LargeBinary),
     UniqueConstraint("log_id", "seq", name="uq_audit_records_seq"),
-    Index("ix_audit_records_unsealed", "seq"),
 )
 
 # The head of each audit chain: only the sealer writes it (SQLite: under BEGIN IMMEDIATE; PostgreSQL:

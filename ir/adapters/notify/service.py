@@ -7,12 +7,11 @@ import json
 import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ir.adapters.db.uow import Database
 from ir.adapters.notify.ack import AckSigner
 from ir.adapters.notify.config import NotifyConfig, ReplyFields, load_config
-from ir.adapters.notify.dispatcher import Dispatcher
 from ir.adapters.notify.outbox import DISPATCHER, SqlOutbox
 from ir.adapters.notify.replies import Reply, same_address, same_number
 from ir.app.handlers import Handlers, Outcome
@@ -25,6 +24,9 @@ from ir.domain.errors import Conflict, InvalidTransition, NotFound
 from ir.domain.personal import Personal, from_json
 
 REPLY_WINDOW = timedelta(days=1)  # a text without a reply code answers a message sent this recently
+
+if TYPE_CHECKING:
+    from ir.adapters.notify.dispatcher import Dispatcher
 
 SYSTEM = Actor(id=DISPATCHER, roles=frozenset({"communications"}))
 
@@ -68,6 +70,8 @@ class NotifyService:
 
     def dispatcher(self) -> Dispatcher:
         if self._dispatcher is None:
+            from ir.adapters.notify.dispatcher import Dispatcher  # its channels (httpx): only where it runs
+
             self._dispatcher = Dispatcher(
                 db=self.db,
                 outbox=self.outbox,

@@ -57,6 +57,7 @@ from ir.adapters.db.tables import audit_records  # noqa: E402
 from ir.bootstrap import App, build  # noqa: E402
 from ir.config import Settings  # noqa: E402
 from ir.domain import commands as c  # noqa: E402
+from ir.entrypoints.http.serving import SWITCH_INTERVAL  # noqa: E402
 
 QUICK = os.environ.get("IR_BENCH_QUICK") == "1"
 ACTOR = c.Actor(id="bench", roles=frozenset({"admin"}))
@@ -65,6 +66,8 @@ PAYLOAD = {"ip": "203.0.113.7", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
 
 
 def make_app(folder: Path, playbooks: Path | None = None) -> App:
+    """The application as `ir serve` runs it (its GIL switch interval included)."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     folder.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{folder / 'ir.db'}"
     engine = make_engine(url)

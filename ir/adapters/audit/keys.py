@@ -196,7 +196,6 @@ class DataKeys:
         self.keyring = keyring
         self._keys: dict[str, bytes] = {}
         self._current: dict[str, str] = {}  # period -> key id
-        self._committed: set[str] = set()  # key ids known to be in the database for good
         self._lock = threading.Lock()
 
     @property
@@ -215,7 +214,6 @@ class DataKeys:
             .where(audit_keys.c.retired.is_(False))
             .order_by(audit_keys.c.created_at.desc())
         ).first()
-        committed = row is not None
         if row is not None:
             key = self._unwrap(str(row[2]), bytes(row[1]))
             key_id = str(row[0])
@@ -231,24 +229,7 @@ class DataKeys:
         with self._lock:
             self._keys[key_id] = key
             self._current[period] = key_id
-            if committed:
-                self._committed.add(key_id)
         return key_id, key
-
-    def committed_current(self, at: datetime) -> tuple[str, bytes] | None:
-        """The period's data key if it is cached and known to be committed (so usable outside a
-        transaction: a key made in a transaction that then rolled back would leave records unreadable)."""
-        period = f"{at.year:04d}{at.month:02d}"
-        with self._lock:
-            key_id = self._current.get(period)
-            if key_id is None or key_id not in self._committed:
-                return None
-            return key_id, self._keys[key_id]
-
-    def confirm(self, key_ids: set[str]) -> None:
-        """These keys were used by a transaction that committed: they are in the database for good."""
-        with self._lock:
-            self._committed.update(k for k in key_ids if k in self._keys)
 
     def get(self, conn: Connection, key_id: str) -> bytes:
         with self._lock:
@@ -275,4 +256,3 @@ class DataKeys:
         with self._lock:
             self._keys.clear()
             self._current.clear()
-            self._committed.clear()

@@ -73,7 +73,12 @@ def fixed_part(*, record_id: str, key_id: str, subject_ref: str, ref: str, diges
     the writer computes them and the sealer only adds the sequence number and the previous hash."""
     if len(digest) != 32:
         raise ValueError("prev_hash and digest are 32 bytes")
-    return b"".join((bytes.fromhex(record_id), _short(key_id), _short(subject_ref), _short(ref), digest))
+    return b"".join((bytes.fromhex(record_id), fixed_fields(key_id, subject_ref, ref), digest))
+
+
+def fixed_fields(key_id: str, subject_ref: str, ref: str) -> bytes:
+    """The fixed part's length-prefixed text fields (between the record id and the digest)."""
+    return b"".join((_short(key_id), _short(subject_ref), _short(ref)))
 
 
 def sealed_entry_hash(prefix: bytes, seq: int, created_us: int, fixed: bytes, prev_hash: bytes, body: bytes) -> bytes:

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, bindparam, insert
 
 from ir.adapters.audit.keys import DataKeys
-from ir.adapters.audit.record_format import NO_DIGEST, event_digest, fixed_part, micros
+from ir.adapters.audit.record_format import NO_DIGEST, event_digest, fixed_fields, micros
 from ir.adapters.db import sqlite_fast
 from ir.adapters.db.tables import audit_records
 
@@ -79,9 +79,19 @@ class RecordMaker:
         self.keys = keys
         self._subject_key = keys.subject_key
         self._at: tuple[datetime, int] | None = None  # the last instant and its microseconds (batches share one)
+        self._aad_head = associated_data(log_id, "", "", "").rsplit(b"\x00", 3)[0] + b"\x00"
+        # the few subjects and keys a process records under, each computed once: the HMAC of the subject,
+        # and the header's bytes for (key id, subject ref, ref) (bounded: cleared when full)
+        self._refs: dict[str, str] = {}
+        self._fields: dict[tuple[str, str, str], bytes] = {}
 
     def subject_ref(self, subject: str) -> str:
-        return hmac.digest(self._subject_key, subject.encode(), hashlib.sha256).hex()[:32]
+        found = self._refs.get(subject)
+        if found is None:
+            if len(self._refs) >= 4096:
+                self._refs.clear()
+            found = self._refs[subject] = hmac.digest(self._subject_key, subject.encode(), hashlib.sha256).hex()[:32]
+        return found
 
     def make(
         self,
@@ -96,7 +106,8 @@ class RecordMaker:
         digest: bytes = NO_DIGEST,
     ) -> NewRecord:
         key_id, data_key = key
-        record_id = os.urandom(16).hex()
+        random = os.urandom(28)
+        record_id, nonce = random[:16].hex(), random[16:]
         subject_ref = self.subject_ref(subject)
         plaintext = json.dumps(
             {"action": action, "actor": actor, "subject": subject, "at": at.isoformat(), "payload": payload},
@@ -104,14 +115,19 @@ class RecordMaker:
             separators=(",", ":"),
             default=str,
         ).encode()
-        nonce = os.urandom(12)
-        body = nonce + _cipher(data_key).encrypt(
-            nonce, plaintext, associated_data(self.log_id, record_id, key_id, subject_ref)
-        )
+        aad = b"\x00".join((self._aad_head + record_id.encode(), key_id.encode(), subject_ref.encode()))
+        body = nonce + _cipher(data_key).encrypt(nonce, plaintext, aad)
         last = self._at
         if last is None or last[0] != at:
             last = self._at = (at, micros(at))
-        fixed = fixed_part(record_id=record_id, key_id=key_id, subject_ref=subject_ref, ref=ref, digest=digest)
+        fields = self._fields.get((key_id, subject_ref, ref))
+        if fields is None:
+            if len(self._fields) >= 4096:
+                self._fields.clear()
+            fields = self._fields[(key_id, subject_ref, ref)] = fixed_fields(key_id, subject_ref, ref)
+        if len(digest) != 32:
+            raise ValueError("prev_hash and digest are 32 bytes")
+        fixed = b"".join((random[:16], fields, digest))
         return NewRecord(record_id, at, last[1], key_id, subject_ref, ref, digest, body, fixed)
 
 

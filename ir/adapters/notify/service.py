@@ -20,7 +20,7 @@ from ir.app.permissions import authorize
 from ir.domain.clocks import Clock
 from ir.domain.commands import Actor, MarkNotificationSent
 from ir.domain.deadlines import CalendarFor
-from ir.domain.errors import Conflict, InvalidTransition, NotFound
+from ir.domain.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from ir.domain.personal import Personal, from_json
 
 REPLY_WINDOW = timedelta(days=1)  # a text without a reply code answers a message sent this recently
@@ -151,6 +151,8 @@ class NotifyService:
         """Where the sender and the text are in what the SMS gateway or this IM bridge posts."""
         if channel == "sms":
             return self.config.sms.replies
+        if channel in ("email", "mail"):
+            raise InvalidInput("a reply by e-mail is the whole mail, as the mail server received it (RFC 5322)")
         endpoint = self.config.endpoints.get(channel)
         if endpoint is None:
             raise NotFound(f"no channel '{channel}' (replies come by {', '.join(self.reply_channels())})")

@@ -75,7 +75,7 @@ class GroupCommitAppender:
     def _run(self) -> None:
         conn = self.db.engine.connect()
         conn.info[WRITE] = True
-        trail = SqlAuditTrail(conn, log_id=self.db.log_id, keys=self.db.keys)
+        trail = SqlAuditTrail(conn, log_id=self.db.log_id, keys=self.db.keys, maker=self.db.records)
         try:
             while True:
                 first = self._queue.get()

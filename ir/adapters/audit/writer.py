@@ -132,11 +132,11 @@ class RecordMaker:
 
 
 class SqlAuditTrail:
-    def __init__(self, conn: Connection, *, log_id: str, keys: DataKeys) -> None:
+    def __init__(self, conn: Connection, *, log_id: str, keys: DataKeys, maker: RecordMaker | None = None) -> None:
         self.conn = conn
         self.log_id = log_id
         self.keys = keys
-        self.maker = RecordMaker(log_id=log_id, keys=keys)
+        self.maker = maker or RecordMaker(log_id=log_id, keys=keys)
 
     def event_digest(self, incident_id: int, seq: int, kind: str, payload: str) -> bytes:
         return event_digest(incident_id, seq, kind, payload)

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine
 
 from ir.adapters.audit.keys import DataKeys
 from ir.adapters.audit.vault import Vault
-from ir.adapters.audit.writer import SqlAuditTrail
+from ir.adapters.audit.writer import RecordMaker, SqlAuditTrail
 from ir.adapters.db.engine import WRITE
 from ir.adapters.db.evidence import SqlEvidenceStore
 from ir.adapters.db.incidents import IncidentCache, PlaybookCache, SqlIncidentRepository
@@ -47,6 +47,7 @@ class Database:
         self.vault = Vault(keys.keyring)
         self.clock = clock
         self.log_id = log_id
+        self.records = RecordMaker(log_id=log_id, keys=keys)  # shared: it keeps each subject's HMAC
         self.calendar_for = calendar_for
         self.evidence_folder = evidence_folder
         self.regimes: Mapping[str, Regime] = regimes or {}
@@ -184,7 +185,7 @@ class SqlUnitOfWork:
     @property
     def audit(self) -> SqlAuditTrail:
         if self._audit is None:
-            self._audit = SqlAuditTrail(self.conn, log_id=self.db.log_id, keys=self.db.keys)
+            self._audit = SqlAuditTrail(self.conn, log_id=self.db.log_id, keys=self.db.keys, maker=self.db.records)
         return self._audit
 
     @property

@@ -280,3 +280,22 @@ def test_whatever_a_mail_server_hands_over_is_a_reply_or_a_named_refusal(
         assert str(exc)
         return
     assert "@" in reply.sender and all(len(k) <= 64 for k in reply.keys)
+
+
+def test_an_sms_modem_hands_a_text_reply_to_the_command_line(rig: Rig) -> None:
+    rig.open()
+    rig.dispatch()
+    run = CliRunner()
+    bad = run.invoke(cli, ["notify", "reply", "--channel", "email", "--from", "a@b.c", "--text", "ok"], env=_env(rig))
+    # (ir's own entry point turns these refusals into exit 2 and one line; the group alone raises them)
+    assert isinstance(bad.exception, InvalidInput) and "whole mail" in str(bad.exception)
+    half = run.invoke(cli, ["notify", "reply", "--channel", "sms", "--from", "13800000003"], env=_env(rig))
+    assert isinstance(half.exception, InvalidInput) and "--from and --text" in str(half.exception)
+    stranger = run.invoke(cli, ["notify", "reply", "--channel", "sms", "--from", "139", "--text", "ok"], env=_env(rig))
+    assert stranger.exit_code == 1 and "no message sent to this number" in stranger.output
+    code = next(r["id"] for r in rig.messages() if r["contact_id"] == "wang.wu" and r["channel"] == "sms")
+    ok = run.invoke(
+        cli, ["notify", "reply", "--channel", "sms", "--from", "13800000003", "--text", f"收到 {code}"], env=_env(rig)
+    )
+    assert ok.exit_code == 0 and "acknowledged" in ok.output, ok.output
+    assert set(_acked(rig, "wang.wu").values()) == {"reply:sms"}

@@ -75,13 +75,7 @@ class Vault:
     def open_bytes(self, conn: Connection, value: Personal) -> bytes | None:
         """The plaintext, or None when the subject's key was shredded."""
         key = self._key(conn, value.subject_ref, create_at=None)
-        if key is None:
-            return None
-        blob = base64.b64decode(value.sealed)
-        try:
-            return AESGCM(key).decrypt(blob[:12], blob[12:], _AAD + value.subject_ref.encode())
-        except InvalidTag:
-            raise NotFound("a personal value does not decrypt: it was altered") from None
+        return None if key is None else _decrypt(AESGCM(key), value)
 
     def open_many(self, conn: Connection, values: list[Personal]) -> list[str]:
         """Many values at once (one key lookup per person, one query): the erased marker for the shredded."""
@@ -99,14 +93,7 @@ class Vault:
         out = []
         for value in values:
             key = keys[value.subject_ref]
-            if key is None:
-                out.append(ERASED)
-                continue
-            blob = base64.b64decode(value.sealed)
-            try:
-                out.append(key.decrypt(blob[:12], blob[12:], _AAD + value.subject_ref.encode()).decode())
-            except InvalidTag:
-                raise NotFound("a personal value does not decrypt: it was altered") from None
+            out.append(ERASED if key is None else _decrypt(key, value).decode())
         return out
 
     def open(self, conn: Connection, value: Personal) -> str:
@@ -126,3 +113,11 @@ class Vault:
             .values(wrapped=None, kek_id=None, shredded_at=at)
         )
         return ref
+
+
+def _decrypt(key: AESGCM, value: Personal) -> bytes:
+    blob = base64.b64decode(value.sealed)
+    try:
+        return key.decrypt(blob[:12], blob[12:], _AAD + value.subject_ref.encode())
+    except InvalidTag:
+        raise NotFound("a personal value does not decrypt: it was altered") from None

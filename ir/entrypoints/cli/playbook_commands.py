@@ -68,10 +68,9 @@ def validate(paths: tuple[str, ...], as_json: bool) -> None:
         for notify_problem in notify_problems:
             click.echo(str(notify_problem))
         valid = sum(1 for r in results if r.ok)
-        parts = [f"{len(results)} playbook(s)"] if results else []
-        parts += [f"{len(configs)} notification configuration(s)"] if configs else []
+        counted = f"{valid} of {len(results)} playbook(s) valid" if errors else f"{len(results)} playbook(s)"
+        parts = ([counted] if results else []) + ([f"{len(configs)} notification configuration(s)"] if configs else [])
         if errors:
-            parts[0] = f"{valid} of {len(results)} playbook(s) valid" if results else parts[0]
             click.echo(f"{'; '.join(parts)}, {errors} error(s)", err=True)
         else:
             click.echo(f"ok: {' and '.join(parts)} valid")

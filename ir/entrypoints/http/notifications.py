@@ -136,8 +136,12 @@ async def reply_by_mail(principal: Caller, core: Core, request: Request) -> dict
     automatic answers (out of office, bounces) acknowledge nothing."""
     raw = await _body(request, MAX_MAIL)
     service = _service(core)
-    reply = parse_mail(raw, domain=service.config.smtp.domain)
-    return await run_in_threadpool(service.reply, principal.actor, reply, source=source(request))
+
+    def reply() -> dict[str, Any]:  # parsing up to 2 MB of mail is work for a thread, not the event loop
+        return service.reply(principal.actor, parse_mail(raw, domain=service.config.smtp.domain), source=where)
+
+    where = source(request)
+    return await run_in_threadpool(reply)
 
 
 @router.post("/api/notifications/replies/{channel}", responses=_REPLIED)
@@ -146,14 +150,13 @@ async def reply_by_text(channel: Channel, principal: Caller, core: Core, request
     name, posted by a bridge): JSON or a form whose sender and text fields the channel's `replies` setting
     names (default `from` and `text`). It acknowledges the message whose reply code it contains, sent to that
     number or robot, or else the latest one sent there in the last day."""
-    service = _service(core)
-    fields = service.reply_fields(channel)
     raw = await _body(request, MAX_FORWARDED)
-    reply = forwarded(
-        channel,
-        raw,
-        request.headers.get("content-type", ""),
-        sender_field=fields.sender,
-        text_field=fields.text,
-    )
-    return await run_in_threadpool(service.reply, principal.actor, reply, source=source(request))
+    service = _service(core)
+    kind, where = request.headers.get("content-type", ""), source(request)
+
+    def reply() -> dict[str, Any]:
+        fields = service.reply_fields(channel)
+        said = forwarded(channel, raw, kind, sender_field=fields.sender, text_field=fields.text)
+        return service.reply(principal.actor, said, source=where)
+
+    return await run_in_threadpool(reply)

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     session_ttl: timedelta = timedelta(hours=12)
+    # an API token checked against the database is trusted from memory this long (a change of users or
+    # tokens made through this process ends that at once; one made by another process within it); 0: never
+    token_recheck_seconds: float = Field(default=2.0, ge=0, le=60)
     secure_cookies: bool = False  # set when served over HTTPS
     org_name: str | None = None  # the reporting entity, as reports name it
     org_contact: str | None = None  # a function's contact (an emergency office), never a person's number

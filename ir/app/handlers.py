@@ -197,13 +197,22 @@ class Handlers:
         self._table.update(emergency_table(self, self.catalogue or _NoCatalogue()))
 
     def handle(self, command: Command) -> Outcome:
+        outcome = self.carry_out(command)
+        self.announce(outcome)
+        return outcome
+
+    def carry_out(self, command: Command) -> Outcome:
+        """The command decided and stored, without the after-commit hooks: a caller that gathers several
+        commands into one transaction (group commit) announces each once that transaction is committed."""
         handler = self._table.get(type(command))
         if handler is None:
             raise InvalidInput(f"unknown command {type(command).__name__}")
-        outcome = handler(command)
+        return handler(command)
+
+    def announce(self, outcome: Outcome) -> None:
+        """The after-commit hooks: live updates, waking the sealer and the notification dispatcher."""
         for hook in self.after_commit:
             hook(outcome)
-        return outcome
 
     # -- opening ------------------------------------------------------------------------------------
 

@@ -5,10 +5,11 @@ so an attack cannot flood the log)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -54,6 +55,11 @@ class SignIn:
     lock_for: timedelta = timedelta(minutes=15)
     per_source_per_minute: int = 10
     individually_audited: int = 5  # failures per source and minute recorded one by one; the rest summed
+    # A token checked against the database is trusted from memory for `recheck` seconds, unless a change of
+    # users, tokens or sessions was committed since (this process at once; another process within `recheck`)
+    recheck: float = 2.0
+    users_version: Callable[[], int] = lambda: 0
+    _tokens: dict[str, tuple[float, int, Any]] = field(default_factory=dict)  # secret: (checked, version, match)
     _recent: dict[str, deque[datetime]] = field(default_factory=lambda: defaultdict(deque))
     _failures: dict[tuple[str, str], int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -167,24 +173,55 @@ class SignIn:
 
     def token(self, secret: str, *, source: str) -> Principal:
         """The principal of an API token. Its last use is recorded, at most once per `touch_every`."""
-        with self._reading() as users:
-            found = users.find_token(secret)
+        found = self._remembered(secret)
         if found is None:
-            self._audit_failure(source, "token", "bad token", self.clock.now())
-            raise NotAuthenticated("the API token is unknown, expired or revoked")
+            version = self.users_version()  # read before the database: a change committed meanwhile shows
+            with self._reading() as users:
+                found = users.find_token(secret)
+            if found is None:
+                self._audit_failure(source, "token", "bad token", self.clock.now())
+                raise NotAuthenticated("the API token is unknown, expired or revoked")
+            self._remember(secret, found, version)
         now = self.clock.now()
         if found.last_used_at is None or now - found.last_used_at >= self.touch_every:
             with self.uow() as uow:
                 if uow.users.touch_token(found.id, every=self.touch_every):
                     uow.commit()
-        user = found.user
-        return Principal(
-            Actor(user.id, user.roles),
-            user.display_name,
-            user.lang,
-            scopes=found.scopes,
-            must_change_password=user.must_change_password,
-        )
+            self._remember(secret, replace(found, last_used_at=now), None)
+        return _token_principal(found)
+
+    def remembered_token(self, secret: str) -> Principal | None:
+        """The principal of a token checked a moment ago, if nothing needs the database (no query, no write):
+        callers on an event loop try this before handing `token` to a worker thread."""
+        found = self._remembered(secret)
+        if found is None or found.last_used_at is None or self.clock.now() - found.last_used_at >= self.touch_every:
+            return None
+        return _token_principal(found)
+
+    def _remembered(self, secret: str) -> Any:
+        if self.recheck <= 0:
+            return None
+        entry = self._tokens.get(secret)
+        if entry is None:
+            return None
+        checked, version, found = entry
+        if time.monotonic() - checked > self.recheck or version != self.users_version():
+            return None
+        if found.expires_at is not None and found.expires_at <= self.clock.now():
+            return None
+        return found
+
+    def _remember(self, secret: str, found: Any, version: int | None) -> None:
+        with self._lock:
+            if version is None:  # the same check, its last use now recorded
+                entry = self._tokens.get(secret)
+                if entry is None:
+                    return
+                self._tokens[secret] = (entry[0], entry[1], found)
+                return
+            if len(self._tokens) >= 1000:  # a bound on memory: remembering is only a shortcut
+                self._tokens.clear()
+            self._tokens[secret] = (time.monotonic(), version, found)
 
     def refused(self, principal: Principal | None, what: str, source: str) -> None:
         """Every permission refused is recorded."""
@@ -195,6 +232,17 @@ class SignIn:
             payload={"what": what, "source": source},
             at=self.clock.now(),
         )
+
+
+def _token_principal(found: Any) -> Principal:
+    user = found.user
+    return Principal(
+        Actor(user.id, user.roles),
+        user.display_name,
+        user.lang,
+        scopes=found.scopes,
+        must_change_password=user.must_change_password,
+    )
 
 
 def require_scope(principal: Principal, write: bool) -> None:

@@ -1,16 +1,23 @@
 """An API token's last use is recorded, to the minute: one write a minute for a busy token, not one a
-request (the check itself only reads)."""
+request (the check itself only reads). A token checked a moment ago is trusted from memory for a short
+while, ended at once by a change made through the server."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from ir.adapters.db.tables import api_tokens
+from ir.adapters.db.users import SqlUsers
+from ir.app.signin import SignIn
+from ir.bootstrap import App, build
+from ir.domain.errors import NotAuthenticated
 from tests.integration.api_support import DATABASES, Api, served
 
 
@@ -79,3 +86,54 @@ def test_checking_a_token_waits_for_no_writer(api: Api) -> None:
         asking.start()
         asking.join(timeout=60)  # a liveness guard, not a measurement: it used to wait for the writer
         assert answers == [200]
+
+
+def test_a_token_revoked_or_its_user_disabled_through_the_server_is_refused_at_once(api: Api) -> None:
+    """A token checked a moment ago is trusted from memory, but not past a change made through the server."""
+    api.add_user("night-shift", ["observer"], token=False)
+    token_id, secret = api.token("night-shift", scopes=["read"])
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert api.client.get("/api/me", headers=headers).status_code == 200  # checked: remembered now
+    assert api.client.delete(f"/api/tokens/{token_id}", headers=api.bearer("admin")).status_code == 204
+    assert api.client.get("/api/me", headers=headers).status_code == 401
+
+    _other_id, other = api.token("night-shift", scopes=["read"])
+    headers = {"Authorization": f"Bearer {other}"}
+    assert api.client.get("/api/me", headers=headers).status_code == 200
+    assert api.client.post("/api/users/night-shift/disable", headers=api.bearer("admin")).status_code == 200
+    assert api.client.get("/api/me", headers=headers).status_code == 401
+
+
+def test_a_token_revoked_by_another_process_is_refused_within_the_recheck_time(api: Api) -> None:
+    """Another process (the command line on the same database) changes nothing in the server's memory: its
+    revocation is seen once the remembered check is older than `recheck` seconds."""
+    token_id, secret = api.token("observer", scopes=["read"])
+    app = api.app
+    signin = SignIn(
+        uow=app.db.uow,
+        clock=app.clock,
+        appender=app.appender,
+        reader=lambda: _reader(app),
+        users_version=lambda: app.db.users_version,
+        recheck=0.5,
+    )
+    assert signin.token(secret, source="test").actor.id == "observer"
+    other = build(app.settings, clock=api.clock)  # another process: its own engine, caches and memory
+    try:
+        with other.db.uow() as uow:
+            uow.users.revoke_token(token_id)
+            uow.commit()
+    finally:
+        other.close()
+    remembered = signin.remembered_token(secret)
+    assert remembered is not None and remembered.actor.id == "observer"  # within the documented window
+    time.sleep(0.6)
+    assert signin.remembered_token(secret) is None
+    with pytest.raises(NotAuthenticated):
+        signin.token(secret, source="test")
+
+
+@contextmanager
+def _reader(app: App) -> Iterator[SqlUsers]:
+    with app.db.connection() as conn:
+        yield SqlUsers(conn, now=app.clock.now())

@@ -53,7 +53,7 @@ from ir.adapters.audit.merkle import (
 from ir.adapters.audit.verify import Report, verify
 from ir.adapters.audit.writer import SqlAuditTrail
 from ir.adapters.clock import SimulatedClock
-from ir.adapters.db.engine import WRITE, make_engine
+from ir.adapters.db.engine import for_writing, make_engine
 from ir.adapters.db.schema import upgrade
 from ir.adapters.db.tables import audit_checkpoints, audit_heads, audit_records, incident_events
 from ir.bootstrap import App, build
@@ -215,7 +215,7 @@ def drop_uniqueness(conn: Connection) -> None:
 def attack(log: Log, *, guards: bool = False) -> Iterator[Connection]:
     """A transaction on the log's database with the triggers dropped; rolled back afterwards."""
     with log.app.db.engine.connect() as conn:
-        conn.info[WRITE] = True
+        for_writing(conn)
         conn.begin()
         try:
             if not guards:
@@ -824,7 +824,7 @@ def test_an_incident_event_changed_in_place_is_found_with_events(log: Log, chang
 )
 def test_sealed_records_cannot_be_changed_or_deleted_while_the_guards_stand(log: Log, statement: str) -> None:
     with log.app.db.engine.connect() as conn:
-        conn.info[WRITE] = True
+        for_writing(conn)
         with pytest.raises(DBAPIError) as refused, conn.begin():
             conn.execute(text(statement), {"blob": b"\x00" * 32} if ":blob" in statement else {})
     assert "sealed" in str(refused.value) or "append-only" in str(refused.value), refused.value
@@ -834,7 +834,7 @@ def test_sealed_records_cannot_be_changed_or_deleted_while_the_guards_stand(log:
 
 def test_an_unsealed_record_cannot_be_rewritten_while_the_guards_stand(log: Log) -> None:
     with log.app.db.engine.connect() as conn:
-        conn.info[WRITE] = True
+        for_writing(conn)
         conn.begin()
         try:
             SqlAuditTrail(conn, log_id=log.log_id, keys=log.app.db.keys).record(
@@ -978,7 +978,7 @@ def test_bodies_or_keys_moved_before_sealing_are_sealed_but_do_not_decrypt(app: 
         uow.audit.record(action="b", actor="x", subject="s", payload={}, at=november)
         uow.commit()
     with app.db.engine.connect() as conn:
-        conn.info[WRITE] = True
+        for_writing(conn)
         with conn.begin():
             drop_guards(conn)
             rows = conn.execute(select(audit_records).order_by(audit_records.c.created_at, audit_records.c.id)).all()

@@ -28,7 +28,7 @@ from ir.adapters.audit.sealer import Sealer
 from ir.adapters.audit.verify import Report, verify
 from ir.adapters.audit.writer import SqlAuditTrail
 from ir.adapters.clock import SimulatedClock
-from ir.adapters.db.engine import WRITE
+from ir.adapters.db.engine import for_writing
 from ir.adapters.db.tables import (
     audit_checkpoints,
     audit_heads,
@@ -454,7 +454,7 @@ sealer.seal()
 
 def _backlog(app: App, clock: SimulatedClock, n: int) -> None:
     with app.db.engine.connect() as conn:
-        conn.info[WRITE] = True
+        for_writing(conn)
         with conn.begin():
             trail = SqlAuditTrail(conn, log_id=app.settings.audit_log_id, keys=app.db.keys)
             at = clock.now()

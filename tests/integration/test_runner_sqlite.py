@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Connection, func, select
 
 from ir.adapters.clock import SimulatedClock
-from ir.adapters.db.engine import make_engine
+from ir.adapters.db.engine import for_writing, make_engine
 from ir.adapters.db.rebuild import rebuild
 from ir.adapters.db.schema import upgrade
 from ir.adapters.db.tables import audit_records, incident_events, incidents, work_items
@@ -116,6 +116,27 @@ def test_a_unit_of_work_takes_the_write_lock_at_once_and_readers_go_on(sqlite_ap
         other.execute("ROLLBACK")
     finally:
         other.close()
+
+
+def test_a_reader_handed_a_writers_pooled_connection_takes_no_write_lock(sqlite_app: App, tmp_path: Path) -> None:
+    """The sealer and the checkpoint writer borrow pooled connections to write: the next reader given the
+    same driver connection must read without the write lock, or every token check waits for a writer."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'ir.db'}")  # a pool with one driver connection
+    with engine.connect() as conn:
+        for_writing(conn)
+        with conn.begin():
+            conn.exec_driver_sql("SELECT 1")
+        writer_driver = conn.connection.dbapi_connection
+    other = sqlite3.connect(tmp_path / "ir.db", timeout=0.2, isolation_level=None)
+    try:
+        with engine.connect() as conn:
+            assert conn.connection.dbapi_connection is writer_driver  # the pool hands it back out
+            conn.execute(select(func.count()).select_from(incidents))  # a read, in its own transaction
+            other.execute("BEGIN IMMEDIATE")  # free: the reader holds no write lock
+            other.execute("ROLLBACK")
+    finally:
+        other.close()
+        engine.dispose()
 
 
 BURST = """

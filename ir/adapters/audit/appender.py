@@ -24,7 +24,7 @@ from sqlalchemy import Connection
 
 from ir.adapters.audit.sealer import Sealed, Sealer
 from ir.adapters.audit.writer import NewRecord, SqlAuditTrail
-from ir.adapters.db.engine import WRITE
+from ir.adapters.db.engine import for_writing
 from ir.adapters.db.uow import Database
 
 log = logging.getLogger("ir.audit")
@@ -74,7 +74,7 @@ class GroupCommitAppender:
 
     def _run(self) -> None:
         conn = self.db.engine.connect()
-        conn.info[WRITE] = True
+        for_writing(conn)
         trail = SqlAuditTrail(conn, log_id=self.db.log_id, keys=self.db.keys, maker=self.db.records)
         try:
             while True:

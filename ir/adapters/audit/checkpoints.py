@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, and_, insert, select, update
 
 from ir.adapters.audit.checkpoint import Signer, Verifier, generate_signer, sign_checkpoint
-from ir.adapters.db.engine import WRITE
+from ir.adapters.db.engine import for_writing
 from ir.adapters.db.tables import audit_checkpoints
 
 
@@ -85,7 +85,7 @@ class CheckpointPublisher:
             done.append(int(size))
         if done:
             with self.engine.connect() as conn:
-                conn.info[WRITE] = True
+                for_writing(conn)
                 with conn.begin():
                     conn.execute(
                         update(audit_checkpoints)

@@ -28,7 +28,7 @@ from ir.adapters.audit import record_format
 from ir.adapters.audit.merkle import CompactRange
 from ir.adapters.audit.writer import NewRecord
 from ir.adapters.db import sqlite_fast
-from ir.adapters.db.engine import WRITE
+from ir.adapters.db.engine import for_writing
 from ir.adapters.db.tables import audit_checkpoints, audit_heads, audit_records
 from ir.domain.clocks import Clock
 
@@ -118,7 +118,7 @@ class Sealer:
 
     def _seal_batch(self) -> Sealed:
         with self.write_lock, self.engine.connect() as conn:
-            conn.info[WRITE] = True
+            for_writing(conn)
             with conn.begin():
                 return self._seal_in(conn, ())
 
@@ -281,7 +281,7 @@ class Sealer:
         if self.checkpoint is None:
             return None
         with self.write_lock, self.engine.connect() as conn:
-            conn.info[WRITE] = True
+            for_writing(conn)
             with conn.begin():
                 head = self._head(conn)
                 frontier = load_range(int(head["size"]), bytes(head["frontier"]))

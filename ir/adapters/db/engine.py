@@ -17,6 +17,13 @@ from sqlalchemy.pool import ConnectionPoolEntry
 WRITE = "ir_write"
 
 
+def for_writing(conn: Connection) -> Connection:
+    """Mark this checkout of a connection as a writer's: on SQLite its transactions begin IMMEDIATE. The mark
+    is an execution option of this Connection, not of the pooled driver connection, so a reader that is
+    handed the same driver connection later does not take the write lock."""
+    return conn.execution_options(**{WRITE: True})
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, echo=echo)
@@ -49,7 +56,7 @@ def _sqlite_engine(url: str, *, echo: bool) -> Engine:
         # straight to the driver: this runs once per command, and SQLAlchemy's statement path costs
         # as much as a small INSERT
         conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-            "BEGIN IMMEDIATE" if conn.info.get(WRITE) else "BEGIN"
+            "BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN"
         )
 
     return engine

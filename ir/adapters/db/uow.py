@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine
 from ir.adapters.audit.keys import DataKeys
 from ir.adapters.audit.vault import Vault
 from ir.adapters.audit.writer import RecordMaker, SqlAuditTrail
-from ir.adapters.db.engine import WRITE
+from ir.adapters.db.engine import for_writing
 from ir.adapters.db.evidence import SqlEvidenceStore
 from ir.adapters.db.incidents import IncidentCache, PlaybookCache, SqlIncidentRepository
 from ir.adapters.db.inventory import SqlInventory
@@ -56,6 +56,13 @@ class Database:
             threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
         )
         self._local = threading.local()
+        # bumped after each commit that changed who may sign in: remembered token checks older than it are stale
+        self.users_version = 0
+        self._users_version_lock = threading.Lock()
+
+    def users_changed(self) -> None:
+        with self._users_version_lock:
+            self.users_version += 1
 
     def writer_connection(self) -> Connection:
         """This thread's write connection, kept open between units of work (a pool checkout per command
@@ -63,7 +70,7 @@ class Database:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.invalidated:
             conn = self.engine.connect()
-            conn.info[WRITE] = True
+            for_writing(conn)
             self._local.conn = conn
         return conn
 
@@ -76,6 +83,41 @@ class Database:
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self)
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """Group commit: the units of work this thread runs inside are savepoints of one transaction, made
+        durable by one commit. A unit of work that fails rolls back to its savepoint alone; if the batch
+        fails (its commit, or an error out of the block) none of it is stored, and every incident it
+        touched leaves the cache. Callers run their after-commit work once this returns."""
+        with self.write_lock:
+            conn = self.writer_connection()
+            if conn.in_transaction():  # left over by an interrupted unit of work
+                conn.rollback()
+            batch = Batch(conn)
+            transaction = conn.begin()
+            self._local.batch = batch
+            try:
+                yield batch
+                self._local.batch = None
+                transaction.commit()
+            except BaseException:
+                self._local.batch = None
+                for incident_id in batch.touched:
+                    self.cache.evict(incident_id)
+                self.keys.forget()
+                try:
+                    if transaction.is_active:
+                        transaction.rollback()
+                except Exception:
+                    conn.invalidate()  # a broken connection is replaced on the next unit of work
+                raise
+        if batch.users_changed:
+            self.users_changed()
+
+    def current_batch(self) -> Batch | None:
+        found: Batch | None = getattr(self._local, "batch", None)
+        return found
 
     @contextmanager
     def read(self) -> Iterator[SqlIncidentRepository]:
@@ -96,6 +138,34 @@ class Database:
         with self.engine.connect() as conn:
             yield conn
             conn.rollback()
+
+
+def _driver_sql(conn: Connection, sql: str) -> None:
+    """A savepoint statement straight to the driver (sqlite3 and psycopg connections both have `execute`):
+    SQLAlchemy's nested transactions compile each SAVEPOINT and RELEASE anew, which cost more than the
+    statements of a step transition. SQLAlchemy keeps managing the enclosing transaction."""
+    conn.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
+
+
+class Batch:
+    """One transaction holding several units of work of one thread (see Database.batch)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.touched: set[int] = set()  # incidents changed by its committed units of work
+        self.users_changed = False
+
+    @contextmanager
+    def savepoint(self, name: str) -> Iterator[None]:
+        """Work that rolls back alone if it fails (the exception goes on)."""
+        _driver_sql(self.conn, f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            _driver_sql(self.conn, f"ROLLBACK TO SAVEPOINT {name}")
+            raise
+        finally:
+            _driver_sql(self.conn, f"RELEASE SAVEPOINT {name}")
 
 
 class BoundVault:
@@ -133,6 +203,7 @@ class SqlUnitOfWork:
         self._touched: set[int] = set()
         self._held: list[threading.Lock] = []
         self._locked = False
+        self._savepoint: Connection | None = None  # inside a batch: the batch's connection
         self._reset()
 
     def _reset(self) -> None:
@@ -147,10 +218,16 @@ class SqlUnitOfWork:
     def __enter__(self) -> SqlUnitOfWork:
         self.db.write_lock.__enter__()
         self._locked = True
-        conn = self.db.writer_connection()
-        if conn.in_transaction():  # left over by an interrupted unit of work
-            conn.rollback()
-        conn.begin()
+        batch = self.db.current_batch()
+        if batch is not None:
+            conn = batch.conn
+            _driver_sql(conn, "SAVEPOINT ir_unit")
+            self._savepoint = conn
+        else:
+            conn = self.db.writer_connection()
+            if conn.in_transaction():  # left over by an interrupted unit of work
+                conn.rollback()
+            conn.begin()
         self._conn = conn
         self._reset()
         return self
@@ -213,8 +290,19 @@ class SqlUnitOfWork:
 
     def commit(self) -> None:
         assert self._conn is not None
+        users_changed = self._users is not None and self._users.changed
+        if self._savepoint is not None:  # durable when the batch commits
+            _driver_sql(self._savepoint, "RELEASE SAVEPOINT ir_unit")
+            self._committed = True
+            batch = self.db.current_batch()
+            assert batch is not None
+            batch.touched |= self._touched
+            batch.users_changed = batch.users_changed or users_changed
+            return
         self._conn.commit()
         self._committed = True
+        if users_changed:
+            self.db.users_changed()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -228,9 +316,14 @@ class SqlUnitOfWork:
                 for incident_id in self._touched:  # the cached state ran ahead of what was stored
                     self.db.cache.evict(incident_id)
                 self.db.keys.forget()  # a data key made in this transaction is gone with it
-                conn.rollback()
+                if self._savepoint is not None:
+                    _driver_sql(conn, "ROLLBACK TO SAVEPOINT ir_unit")
+                    _driver_sql(conn, "RELEASE SAVEPOINT ir_unit")
+                else:
+                    conn.rollback()
         except Exception:
-            conn.invalidate()  # a broken connection is replaced on the next unit of work
+            if self._savepoint is None:  # (a batch's connection is dealt with by the batch)
+                conn.invalidate()  # a broken connection is replaced on the next unit of work
             raise
         finally:
             while self._held:

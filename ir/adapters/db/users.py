@@ -45,6 +45,7 @@ class TokenMatch:
     scopes: frozenset[str]
     id: str
     last_used_at: datetime | None
+    expires_at: datetime | None = None
 
 
 def _user(row: Any) -> User:
@@ -85,6 +86,7 @@ class SqlUsers:
     def __init__(self, conn: Connection, *, now: datetime) -> None:
         self.conn = conn
         self.now = now
+        self.changed = False  # who may sign in, as what, has changed: checks remembered in memory are stale
 
     # -- users ----------------------------------------------------------------------------------------
 
@@ -152,6 +154,7 @@ class SqlUsers:
 
     def set_disabled(self, user_id: str, disabled: bool) -> None:
         self._require(user_id)
+        self.changed = True
         self.conn.execute(update(users).where(users.c.id == user_id).values(disabled=disabled, updated_at=self.now))
         if disabled:
             self._end_sessions(user_id)
@@ -162,6 +165,7 @@ class SqlUsers:
             )
 
     def _end_sessions(self, user_id: str, *, keep: str | None = None) -> None:
+        self.changed = True
         open_ones = and_(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
         if keep is not None:
             open_ones = and_(open_ones, sessions.c.id != keep)
@@ -169,6 +173,7 @@ class SqlUsers:
 
     def set_roles(self, user_id: str, roles: list[str]) -> None:
         self._require(user_id)
+        self.changed = True
         self.conn.execute(update(users).where(users.c.id == user_id).values(roles=",".join(check_roles(roles))))
 
     def _require(self, user_id: str) -> User:
@@ -231,6 +236,7 @@ class SqlUsers:
         return user, str(row.csrf)
 
     def close_session(self, session_id: str) -> None:
+        self.changed = True
         self.conn.execute(update(sessions).where(sessions.c.id == session_id).values(revoked_at=self.now))
 
     # -- API tokens -----------------------------------------------------------------------------------
@@ -267,7 +273,7 @@ class SqlUsers:
         user = self.get(row.user_id)
         if user is None or user.disabled:
             return None
-        return TokenMatch(user, frozenset(row.scopes.split(",")), str(row.id), row.last_used_at)
+        return TokenMatch(user, frozenset(row.scopes.split(",")), str(row.id), row.last_used_at, row.expires_at)
 
     def token(self, secret: str) -> tuple[User, frozenset[str], str] | None:
         found = self.find_token(secret)
@@ -289,6 +295,7 @@ class SqlUsers:
         return bool(done.rowcount)
 
     def revoke_token(self, token_id: str) -> None:
+        self.changed = True
         done = self.conn.execute(
             update(api_tokens)
             .where(and_(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None)))

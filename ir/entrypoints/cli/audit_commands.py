@@ -110,10 +110,10 @@ def _audit_act(log: AuditLog, action: str, payload: dict[str, object]) -> None:
     import getpass
 
     from ir.adapters.audit.writer import SqlAuditTrail
-    from ir.adapters.db.engine import WRITE
+    from ir.adapters.db.engine import for_writing
 
     with log.engine.connect() as conn:
-        conn.info[WRITE] = True
+        for_writing(conn)
         try:
             with conn.begin():
                 SqlAuditTrail(conn, log_id=log.settings.audit_log_id, keys=log.keys).record(

@@ -36,6 +36,8 @@ def signin(request: Request) -> SignIn:
             appender=app.appender,
             session_ttl=app.settings.session_ttl,
             reader=_users_reader(app),
+            users_version=lambda: app.db.users_version,
+            recheck=app.settings.token_recheck_seconds,
         )
         request.app.state.signin = found
     assert isinstance(found, SignIn)
@@ -66,6 +68,14 @@ def serializer(request: Request) -> URLSafeTimedSerializer:
 
 def source(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def _remembered(request: Request) -> Principal | None:
+    """A bearer token checked a moment ago, from memory: no worker thread, no database."""
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() != "bearer ":
+        return None
+    return signin(request).remembered_token(header[7:].strip())
 
 
 def _principal(request: Request) -> Principal | None:
@@ -104,6 +114,8 @@ async def current(request: Request) -> Principal:
     # the check reads the database (and may note a token's use): in a worker thread, off the event loop
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
+        principal = _remembered(request)
+    if principal is None:
         principal = await run_in_threadpool(_principal, request)
     if principal is None:
         raise NotAuthenticated("sign in first (a session, or Authorization: Bearer <token>)")
@@ -117,5 +129,10 @@ def optional(request: Request) -> Principal | None:
     return _principal(request)
 
 
+async def _core(request: Request) -> App:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a hop for a dictionary lookup
+    return core(request)
+
+
 Caller = Annotated[Principal, Depends(current)]
-Core = Annotated[App, Depends(core)]
+Core = Annotated[App, Depends(_core)]

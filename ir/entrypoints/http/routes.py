@@ -66,6 +66,12 @@ def run(core: Any, command: Command, response: Response) -> OutcomeOut:
     return outcome_out(outcome, response)
 
 
+async def changed(request: Request, command: Command, response: Response) -> OutcomeOut:
+    """A change from an async endpoint: run by the command writer, awaited on the event loop."""
+    outcome = await request.app.state.writer.handle(command)
+    return outcome_out(outcome, response)
+
+
 # -- health, sign-in ------------------------------------------------------------------------------------
 
 
@@ -223,13 +229,12 @@ async def stream(principal: Caller, request: Request, incident: int | None = Non
 
 
 def install(api: FastAPI) -> None:
-    api.include_router(router)
-    from ir.entrypoints.http import alerts
+    from ir.entrypoints.http import alerts, commands, commands_admin, commands_emergency, commands_reports
 
-    api.include_router(alerts.router)
-    from ir.entrypoints.http import commands, commands_admin, commands_emergency, commands_reports
-
+    # routes are tried in order: the incident's changes, the most frequent requests, first
     api.include_router(commands.router)
+    api.include_router(router)
+    api.include_router(alerts.router)
     api.include_router(commands_emergency.router)
     api.include_router(commands_reports.router)
     api.include_router(commands_admin.router)

@@ -299,7 +299,7 @@ async def _carry_out(
     """Build the command and hand it to the handlers: the message for the page, and the incident it acted on."""
     try:
         command = build()
-        outcome = await run_in_threadpool(core(request).handlers.handle, command)
+        outcome = await request.app.state.writer.handle(command)
     except IrError as exc:
         return Flash("error", error_line(sent.lang, exc), error_at), None
     except Exception:  # a fault of ours: logged with its traceback, the user gets one line

@@ -1,0 +1,158 @@
+"""The thread that carries out the API's and the console's changes, with group commit.
+
+SQLite has one writer at a time. Were every change run in the server's pool of worker threads (40), they
+would all queue on the write lock, and every commit would wake a crowd of threads fighting for Python's
+GIL: on a 2-core machine the server spent 5 ms of CPU per step transition, most of it handing the GIL
+around (bench/bench_server.py). Changes instead queue here, in order, for one thread. What queued while
+it was busy is carried out together in one transaction, each change in its own savepoint, made durable
+by one commit (Database.batch): a change that is refused rolls back alone, and each caller learns its
+own outcome only once the commit is done. The event loop awaits an outcome without a thread of its own.
+The batch's audit records are sealed in the same transaction, as the audit appender seals its own: the
+batch holds SQLite's one write lock already, and a separate sealing transaction after each batch queued
+for that lock and paid a commit of its own. If sealing fails there, the records are committed unsealed
+and the background sealer seals them. The outcomes of a batch reach each event loop in one hand-over,
+not one wake-up of the loop per change.
+
+On PostgreSQL, whose writers run side by side and whose commits the database itself groups, changes run
+one per transaction on a few threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ir.adapters.audit.sealer import Sealed
+from ir.app.handlers import Outcome
+from ir.bootstrap import App
+from ir.domain.commands import Command
+
+log = logging.getLogger("ir.http")
+
+BATCH = 64  # changes in one transaction at most: the write lock is not held long by one batch
+POSTGRES_THREADS = 8
+
+
+@dataclass(slots=True)
+class _Item:
+    command: Command
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Outcome]  # belongs to `loop`: set there, never from the writer's thread
+    outcome: Outcome | None = None
+    error: BaseException | None = None
+
+
+class CommandWriter:
+    def __init__(self, core: App, *, batch: int = BATCH) -> None:
+        self.handlers = core.handlers
+        self.db = core.db
+        self.audit = core.audit
+        self.batch = batch
+        self._pool: ThreadPoolExecutor | None = None
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        if core.db.engine.dialect.name == "sqlite":
+            self._thread = threading.Thread(target=self._run, name="ir-command-writer", daemon=True)
+            self._thread.start()
+        else:
+            self._pool = ThreadPoolExecutor(max_workers=POSTGRES_THREADS, thread_name_prefix="ir-command")
+
+    async def handle(self, command: Command) -> Outcome:
+        """Carry out a command; its outcome once it is committed and announced (the same as Handlers.handle)."""
+        if self._pool is not None:
+            return await asyncio.wrap_future(self._pool.submit(self.handlers.handle, command))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome] = loop.create_future()
+        self._queue.put(_Item(command, loop, future))
+        return await future
+
+    def close(self) -> None:
+        """Carries out what was handed over already, then stops."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            items = [item]
+            stop = False
+            while len(items) < self.batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                items.append(more)
+            # a caller that went away before its change began (its request cancelled) is not acted for
+            todo = [i for i in items if not i.future.cancelled()]
+            if todo:
+                self._carry_out(todo)
+                self._deliver(todo)
+            if stop:
+                return
+
+    def _carry_out(self, items: list[_Item]) -> None:
+        if len(items) == 1:  # alone: its own transaction, as anywhere else
+            item = items[0]
+            try:
+                item.outcome = self.handlers.handle(item.command)
+            except BaseException as exc:  # the caller gets it (a refusal, a conflict, a fault)
+                item.error = exc
+            return
+        try:
+            with self.db.batch() as batch:
+                for item in items:
+                    try:
+                        item.outcome = self.handlers.carry_out(item.command)
+                    except Exception as exc:  # rolled back to its savepoint: the others go on
+                        item.error = exc
+                try:
+                    with batch.savepoint("ir_seal"):
+                        sealed: Sealed | None = self.audit.sealer.write_sealed(batch.conn, ())
+                except Exception as exc:
+                    log.warning("audit records committed unsealed, for the background sealer: %s", exc)
+                    sealed = None
+        except BaseException as exc:  # the batch failed as a whole (its commit): none of it is stored
+            for item in items:
+                item.outcome, item.error = None, item.error or exc
+            return
+        self.audit.after_append(sealed)
+        for item in items:
+            if item.outcome is not None:
+                try:
+                    self.handlers.announce(item.outcome)
+                except Exception:  # the change is stored: its caller is told so; the hook's fault is logged
+                    log.exception("an after-commit hook failed for incident %s", item.outcome.incident_id)
+
+    @staticmethod
+    def _deliver(items: list[_Item]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Item]] = defaultdict(list)
+        for item in items:
+            by_loop[item.loop].append(item)
+        for loop, mine in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: its callers are gone
+                loop.call_soon_threadsafe(_settle, mine)
+
+
+def _settle(items: list[_Item]) -> None:
+    """On the callers' event loop: each caller gets its outcome or its error."""
+    for item in items:
+        if item.future.cancelled():
+            continue
+        if item.outcome is not None:
+            item.future.set_result(item.outcome)
+        else:
+            item.future.set_exception(item.error or RuntimeError("the change was not carried out"))

@@ -15,7 +15,6 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +27,27 @@ from ir.adapters.db.engine import for_writing
 from ir.adapters.db.uow import Database
 
 log = logging.getLogger("ir.audit")
+
+
+class _Done:
+    """A caller's wait for its commit: a lock the writer releases (lighter than a Future and its condition
+    variable, which eight busy callers paid for on every record)."""
+
+    __slots__ = ("_lock", "error")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.error: BaseException | None = None
+
+    def set(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self._lock.release()
+
+    def wait(self) -> None:
+        self._lock.acquire()
+        if self.error is not None:
+            raise self.error
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +72,7 @@ class GroupCommitAppender:
         self.sealer = sealer
         self.on_commit = on_commit  # told what was sealed (None: the batch was written unsealed)
         self.max_batch = max_batch
-        self._queue: queue.Queue[tuple[list[Pending], Future[None]] | None] = queue.Queue()
+        self._queue: queue.SimpleQueue[tuple[list[Pending], _Done] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="ir-audit-appender", daemon=True)
         self._thread.start()
 
@@ -64,9 +84,9 @@ class GroupCommitAppender:
         """Record entries; returns when they are durable. They are encrypted by the writer thread, in its
         transaction: made in the callers' threads instead, they competed for the GIL with the writer
         (measured here: batches of 100 from 8 threads, 14,700 -> 23,900 records/s when moved)."""
-        done: Future[None] = Future()
+        done = _Done()
         self._queue.put((records, done))
-        done.result()
+        done.wait()
 
     def close(self) -> None:
         self._queue.put(None)
@@ -98,10 +118,10 @@ class GroupCommitAppender:
                 except Exception as exc:
                     self.db.keys.forget()  # a data key made in the failed transaction is gone with it
                     for _, done in batch:
-                        done.set_exception(exc)
+                        done.set(exc)
                     continue
                 for _, done in batch:
-                    done.set_result(None)
+                    done.set()
                 if self.on_commit is not None:
                     self.on_commit(sealed)
         finally:

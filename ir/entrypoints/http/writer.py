@@ -6,12 +6,13 @@ GIL: on a 2-core machine the server spent 5 ms of CPU per step transition, most 
 around (bench/bench_server.py). Changes instead queue here, in order, for one thread. What queued while
 it was busy is carried out together in one transaction, each change in its own savepoint, made durable
 by one commit (Database.batch): a change that is refused rolls back alone, and each caller learns its
-own outcome only once the commit is done. The event loop awaits an outcome without a thread of its own.
+own outcome only once the commit is done and its after-commit hooks have run, on a small pool of hook
+threads (an automated action's web call must not hold up everyone's changes). The event loop awaits an
+outcome without a thread of its own.
 The batch's audit records are sealed in the same transaction, as the audit appender seals its own: the
 batch holds SQLite's one write lock already, and a separate sealing transaction after each batch queued
 for that lock and paid a commit of its own. If sealing fails there, the records are committed unsealed
-and the background sealer seals them. The outcomes of a batch reach each event loop in one hand-over,
-not one wake-up of the loop per change.
+and the background sealer seals them.
 
 On PostgreSQL, whose writers run side by side and whose commits the database itself groups, changes run
 one per transaction on a few threads.
@@ -38,6 +39,7 @@ log = logging.getLogger("ir.http")
 
 BATCH = 64  # changes in one transaction at most: the write lock is not held long by one batch
 POSTGRES_THREADS = 8
+HOOK_THREADS = 8  # after-commit hooks of committed changes: an automated action's HTTP call waits there
 
 
 @dataclass(slots=True)
@@ -58,7 +60,9 @@ class CommandWriter:
         self._pool: ThreadPoolExecutor | None = None
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._hooks: ThreadPoolExecutor | None = None
         if core.db.engine.dialect.name == "sqlite":
+            self._hooks = ThreadPoolExecutor(max_workers=HOOK_THREADS, thread_name_prefix="ir-after-commit")
             self._thread = threading.Thread(target=self._run, name="ir-command-writer", daemon=True)
             self._thread.start()
         else:
@@ -80,6 +84,8 @@ class CommandWriter:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
+        if self._hooks is not None:
+            self._hooks.shutdown(wait=True)
 
     def _run(self) -> None:
         last = 0  # changes in the last batch
@@ -111,7 +117,11 @@ class CommandWriter:
             todo = [i for i in items if not i.future.cancelled()]
             if todo:
                 self._carry_out(todo)
-                self._deliver(todo)
+                self._deliver([i for i in todo if i.outcome is None])  # refused or failed: answered at once
+                assert self._hooks is not None
+                for i in todo:
+                    if i.outcome is not None:  # answered once its after-commit hooks have run
+                        self._hooks.submit(self._announce, i)
             if stop:
                 return
 
@@ -119,7 +129,7 @@ class CommandWriter:
         if len(items) == 1:  # alone: its own transaction, as anywhere else
             item = items[0]
             try:
-                item.outcome = self.handlers.handle(item.command)
+                item.outcome = self.handlers.carry_out(item.command)
             except BaseException as exc:  # the caller gets it (a refusal, a conflict, a fault)
                 item.error = exc
             return
@@ -141,12 +151,16 @@ class CommandWriter:
                 item.outcome, item.error = None, item.error or exc
             return
         self.audit.after_append(sealed)
-        for item in items:
-            if item.outcome is not None:
-                try:
-                    self.handlers.announce(item.outcome)
-                except Exception:  # the change is stored: its caller is told so; the hook's fault is logged
-                    log.exception("an after-commit hook failed for incident %s", item.outcome.incident_id)
+
+    def _announce(self, item: _Item) -> None:
+        """On a hook thread, not the writer's: a hook may take long (an automated action calls a web service,
+        with retries), and the writer must go on with other changes meanwhile."""
+        assert item.outcome is not None
+        try:
+            self.handlers.announce(item.outcome)
+        except Exception:  # the change is stored: its caller is told so; the hook's fault is logged
+            log.exception("an after-commit hook failed for incident %s", item.outcome.incident_id)
+        self._deliver([item])
 
     @staticmethod
     def _deliver(items: list[_Item]) -> None:

@@ -187,7 +187,7 @@ class SignIn:
             with self.uow() as uow:
                 if uow.users.touch_token(found.id, every=self.touch_every):
                     uow.commit()
-            self._remember(secret, replace(found, last_used_at=now), None)
+            self._note_use(secret, replace(found, last_used_at=now))
         return _token_principal(found)
 
     def remembered_token(self, secret: str) -> Principal | None:
@@ -211,14 +211,15 @@ class SignIn:
             return None
         return found
 
-    def _remember(self, secret: str, found: Any, version: int | None) -> None:
+    def _note_use(self, secret: str, found: Any) -> None:
+        """The remembered check, its last use now recorded."""
         with self._lock:
-            if version is None:  # the same check, its last use now recorded
-                entry = self._tokens.get(secret)
-                if entry is None:
-                    return
+            entry = self._tokens.get(secret)
+            if entry is not None:
                 self._tokens[secret] = (entry[0], entry[1], found)
-                return
+
+    def _remember(self, secret: str, found: Any, version: int) -> None:
+        with self._lock:
             if len(self._tokens) >= 1000:  # a bound on memory: remembering is only a shortcut
                 self._tokens.clear()
             self._tokens[secret] = (time.monotonic(), version, found)

@@ -140,6 +140,9 @@ class Database:
             conn.rollback()
 
 
+_UNIT = "ir_unit"  # the savepoint of a unit of work inside a batch
+
+
 def _driver_sql(conn: Connection, sql: str) -> None:
     """A savepoint statement straight to the driver (sqlite3 and psycopg connections both have `execute`):
     SQLAlchemy's nested transactions compile each SAVEPOINT and RELEASE anew, which cost more than the
@@ -155,17 +158,27 @@ class Batch:
         self.touched: set[int] = set()  # incidents changed by its committed units of work
         self.users_changed = False
 
+    def open_savepoint(self, name: str) -> None:
+        _driver_sql(self.conn, f"SAVEPOINT {name}")
+
+    def release(self, name: str) -> None:
+        _driver_sql(self.conn, f"RELEASE SAVEPOINT {name}")
+
+    def roll_back(self, name: str) -> None:
+        """Undo what was done since the savepoint, and end it."""
+        _driver_sql(self.conn, f"ROLLBACK TO SAVEPOINT {name}")
+        self.release(name)
+
     @contextmanager
     def savepoint(self, name: str) -> Iterator[None]:
         """Work that rolls back alone if it fails (the exception goes on)."""
-        _driver_sql(self.conn, f"SAVEPOINT {name}")
+        self.open_savepoint(name)
         try:
             yield
         except BaseException:
-            _driver_sql(self.conn, f"ROLLBACK TO SAVEPOINT {name}")
+            self.roll_back(name)
             raise
-        finally:
-            _driver_sql(self.conn, f"RELEASE SAVEPOINT {name}")
+        self.release(name)
 
 
 class BoundVault:
@@ -203,7 +216,7 @@ class SqlUnitOfWork:
         self._touched: set[int] = set()
         self._held: list[threading.Lock] = []
         self._locked = False
-        self._savepoint: Connection | None = None  # inside a batch: the batch's connection
+        self._batch: Batch | None = None  # inside a batch: a savepoint of its transaction
         self._reset()
 
     def _reset(self) -> None:
@@ -218,11 +231,10 @@ class SqlUnitOfWork:
     def __enter__(self) -> SqlUnitOfWork:
         self.db.write_lock.__enter__()
         self._locked = True
-        batch = self.db.current_batch()
+        batch = self._batch = self.db.current_batch()
         if batch is not None:
             conn = batch.conn
-            _driver_sql(conn, "SAVEPOINT ir_unit")
-            self._savepoint = conn
+            batch.open_savepoint(_UNIT)
         else:
             conn = self.db.writer_connection()
             if conn.in_transaction():  # left over by an interrupted unit of work
@@ -291,11 +303,10 @@ class SqlUnitOfWork:
     def commit(self) -> None:
         assert self._conn is not None
         users_changed = self._users is not None and self._users.changed
-        if self._savepoint is not None:  # durable when the batch commits
-            _driver_sql(self._savepoint, "RELEASE SAVEPOINT ir_unit")
+        batch = self._batch
+        if batch is not None:  # durable when the batch commits
+            batch.release(_UNIT)
             self._committed = True
-            batch = self.db.current_batch()
-            assert batch is not None
             batch.touched |= self._touched
             batch.users_changed = batch.users_changed or users_changed
             return
@@ -316,13 +327,12 @@ class SqlUnitOfWork:
                 for incident_id in self._touched:  # the cached state ran ahead of what was stored
                     self.db.cache.evict(incident_id)
                 self.db.keys.forget()  # a data key made in this transaction is gone with it
-                if self._savepoint is not None:
-                    _driver_sql(conn, "ROLLBACK TO SAVEPOINT ir_unit")
-                    _driver_sql(conn, "RELEASE SAVEPOINT ir_unit")
+                if self._batch is not None:
+                    self._batch.roll_back(_UNIT)
                 else:
                     conn.rollback()
         except Exception:
-            if self._savepoint is None:  # (a batch's connection is dealt with by the batch)
+            if self._batch is None:  # (a batch's connection is dealt with by the batch)
                 conn.invalidate()  # a broken connection is replaced on the next unit of work
             raise
         finally:

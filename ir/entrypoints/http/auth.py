@@ -70,18 +70,21 @@ def source(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header[:7].lower() == "bearer " else None
+
+
 def _remembered(request: Request) -> Principal | None:
     """A bearer token checked a moment ago, from memory: no worker thread, no database."""
-    header = request.headers.get("authorization", "")
-    if header[:7].lower() != "bearer ":
-        return None
-    return signin(request).remembered_token(header[7:].strip())
+    secret = _bearer(request)
+    return None if secret is None else signin(request).remembered_token(secret)
 
 
 def _principal(request: Request) -> Principal | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return signin(request).token(header[7:].strip(), source=source(request))
+    secret = _bearer(request)
+    if secret is not None:
+        return signin(request).token(secret, source=source(request))
     cookie = request.cookies.get(COOKIE)
     if not cookie:
         return None

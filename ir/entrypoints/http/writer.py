@@ -9,6 +9,7 @@ by one commit (Database.batch): a change that is refused rolls back alone, and e
 own outcome only once the commit is done and its after-commit hooks have run, on a small pool of hook
 threads (an automated action's web call must not hold up everyone's changes). The event loop awaits an
 outcome without a thread of its own.
+
 The batch's audit records are sealed in the same transaction, as the audit appender seals its own: the
 batch holds SQLite's one write lock already, and a separate sealing transaction after each batch queued
 for that lock and paid a commit of its own. If sealing fails there, the records are committed unsealed
@@ -25,12 +26,12 @@ import contextlib
 import logging
 import queue
 import threading
-import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ir.adapters.audit.sealer import Sealed
+from ir.adapters.group_commit import gather
 from ir.app.handlers import Outcome
 from ir.bootstrap import App
 from ir.domain.commands import Command
@@ -93,27 +94,9 @@ class CommandWriter:
             item = self._queue.get()
             if item is None:
                 return
-            items = [item]
-            stop = False
-            yielded = False
-            while len(items) < self.batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    if yielded or last <= 1:
-                        break
-                    # busy: let the event loop have the GIL once to hand over what it is receiving, so that
-                    # it joins this commit rather than waiting a whole batch for the next (as the audit
-                    # appender does)
-                    yielded = True
-                    time.sleep(0)
-                    continue
-                if more is None:
-                    stop = True
-                    break
-                items.append(more)
-            # a caller that went away before its change began (its request cancelled) is not acted for
+            items, stop = gather(self._queue, item, limit=self.batch, busy=last > 1)
             last = len(items)
+            # a caller that went away before its change began (its request cancelled) is not acted for
             todo = [i for i in items if not i.future.cancelled()]
             if todo:
                 self._carry_out(todo)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -27,16 +25,15 @@ from ir.app.signin import Principal
 from ir.entrypoints.http.auth import Caller, Core
 
 
-@asynccontextmanager
-async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
-    """On shutdown, before the application's own: the intake's writer finishes what is queued and stops."""
-    yield
+def close(api: FastAPI) -> None:
+    """On shutdown, first of all (the application's lifespan): the intake's writer finishes what is queued
+    and stops."""
     found = getattr(api.state, "alert_intake", None)
     if isinstance(found, AlertIntake):
-        await run_in_threadpool(found.close)
+        found.close()
 
 
-router = APIRouter(prefix="/api", tags=["alerts"], lifespan=_lifespan)
+router = APIRouter(prefix="/api", tags=["alerts"])
 
 MAX_ALERTS = 5000  # per webhook (Alertmanager: max_alerts in the receiver keeps a storm's webhooks under it)
 MAX_LABELS = 200

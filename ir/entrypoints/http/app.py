@@ -21,7 +21,7 @@ from ir.adapters.changes import change_feed
 from ir.bootstrap import App, build
 from ir.config import Settings
 from ir.domain.errors import IrError
-from ir.entrypoints.http import problems
+from ir.entrypoints.http import alerts, problems
 from ir.entrypoints.http.headers import SecurityHeaders
 from ir.entrypoints.http.live import Broadcaster, Change
 from ir.entrypoints.http.writer import CommandWriter
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None, *, app: App | None = None, back
         try:
             yield
         finally:
+            alerts.close(api)
             broadcaster.close()  # live streams end (`ir serve` does this as soon as it is told to stop)
             feed.stop()
             api.state.writer.close()

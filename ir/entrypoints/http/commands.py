@@ -42,6 +42,7 @@ from ir.entrypoints.http.auth import Caller, Core, current
 from ir.entrypoints.http.routes import OutcomeOut, changed, etag, if_match, lang_of, run
 
 router = APIRouter(prefix="/api", tags=["incidents"])
+step_acts = APIRouter(prefix="/api", tags=["incidents"])  # the most frequent requests of all: tried first
 
 MUST_CHANGE = "change your one-time password first (POST /api/auth/password)"
 INT32 = 2_147_483_647
@@ -437,7 +438,7 @@ IF_MATCH = {
 }
 
 for _act, (_cls, _doc) in _STEP_ACTS.items():
-    router.add_api_route(
+    step_acts.add_api_route(
         f"/incidents/{{incident_id}}/steps/{{step_id}}/{_act}",
         _step_endpoint(_act, _cls),
         methods=["POST"],

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ir.app.signin import Principal
 from ir.domain.errors import IrError, NotPermitted
+from ir.entrypoints.http.routes import mount
 from ir.entrypoints.web import accounts, forms, pages, status_page
 from ir.entrypoints.web.errors import error_line, error_page
 from ir.entrypoints.web.i18n import translate
@@ -41,9 +42,8 @@ def install(api: FastAPI) -> None:
     """The console's routes, its static files, and how it answers a visitor who may not do something."""
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     status_page.install(api)  # the public page (no sign-in) and its form, before the console's /incidents/{id}/{act}
-    api.include_router(accounts.router)
-    api.include_router(pages.router)
-    api.include_router(forms.router)
+    for module in (accounts.router, pages.router, forms.router):
+        mount(api, module)
     previous_forbidden = api.exception_handlers.get(IrError)  # the API's problem+json
 
     async def login_required(request: Request, exc: Exception) -> Response:

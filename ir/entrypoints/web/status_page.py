@@ -246,8 +246,9 @@ def install(api: FastAPI) -> None:
     """The public page, its feeds and the console's form (before the console's own /incidents/{id}/{act}),
     and the API's status-update routes."""
     from ir.entrypoints.http import status_updates
+    from ir.entrypoints.http.routes import mount
 
     api.state.status_cache = {}
     api.state.status_lock = threading.Lock()
-    api.include_router(router)
-    api.include_router(status_updates.router)
+    mount(api, router)
+    mount(api, status_updates.router)

@@ -6,7 +6,10 @@ endpoint on the same server stack (uvicorn, h11) answering the same requests and
     over 50 connections for SECONDS: each request is due at its instant on the clock whatever the answers
     (it waits for a free connection if all 50 are busy), and its latency counts from that instant, so a
     stall is not hidden; the same generator against the bare endpoint;
-(b) saturation: as many transitions as 50 connections carry, for both servers, and the ratio;
+(b) saturation: as many transitions as 50 connections carry, for both servers, and the ratio. The two
+    servers run side by side (the idle one costs nothing) and are measured in alternating slices, bare, ir,
+    ir, bare, twice over (SLICE seconds each): the machine's speed drifts by a third between minutes, and
+    slices measured minutes apart compared the drift as much as the servers;
 (c) 500 consoles connected to GET /api/stream: the time from sending a transition until the last of
     them has its `change` event;
 (d) the resident memory of `ir serve` (VmRSS, and the peak VmHWM, from /proc/<pid>/status): idle after
@@ -46,7 +49,7 @@ RATE = 500  # transitions per second offered
 CONNECTIONS = 50
 SECONDS = 5 if QUICK else 20
 WARMUP = 1.0
-SATURATION_SECONDS = 3 if QUICK else 6
+SLICE = 0.75 if QUICK else 1.5  # seconds of one saturation slice; each server gets 4
 CONSOLES = 500
 DRAIN = 10.0  # seconds the open loop waits for answers after the last request was due
 UPDATES = 5 if QUICK else 10  # updates sent to the consoles, one at a time
@@ -219,6 +222,19 @@ class Run:
     @property
     def rate(self) -> float:
         return self.ok / max(self.finished - self.started, 1e-9)
+
+    @classmethod
+    def of_slices(cls, slices: list[Run]) -> Run:
+        """One run of several slices: their answers over the sum of their durations."""
+        whole = cls(finished=sum(r.finished - r.started for r in slices), cpu=sum(r.cpu for r in slices))
+        for r in slices:
+            whole.sent += r.sent
+            whole.ok += r.ok
+            whole.conflicts += r.conflicts
+            whole.latencies += r.latencies
+            for key, n in r.errors.items():
+                whole.errors[key] = whole.errors.get(key, 0) + n
+        return whole
 
     def line(self, name: str) -> str:
         errors = sum(self.errors.values())
@@ -454,16 +470,13 @@ def one_round(n: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
 
         ceiling_server = bare(folder / "bare.log")
+        server: Server | None = None
         try:
             fake = Transitions("bare", incidents, wrap=True)
             out["bare_open"] = asyncio.run(open_loop(ceiling_server.port, fake.take, SECONDS))
-            out["bare_max"] = measured(ceiling_server, saturate(ceiling_server.port, fake.take, SATURATION_SECONDS))
-        finally:
-            ceiling_server.stop()
-        out["disk"] = disk_commits(folder)
+            out["disk"] = disk_commits(folder)
 
-        server = ir_server(env, folder / "serve.log")
-        try:
+            server = ir_server(env, folder / "serve.log")
             time.sleep(2.0)
             out["idle"] = server.memory()
             transitions = Transitions(cmd, incidents[:100])
@@ -472,10 +485,15 @@ def one_round(n: int) -> dict[str, Any]:
             out["ir_open"] = asyncio.run(open_loop(server.port, transitions.take, SECONDS))
             time.sleep(1.0)
             more = Transitions(cmd, incidents[100:])  # untouched by what the open loop left unanswered
-            out["ir_max"] = measured(server, saturate(server.port, more.take, SATURATION_SECONDS))
+            slices: dict[str, list[Run]] = {"bare_max": [], "ir_max": []}
+            for name in ("bare_max", "ir_max", "ir_max", "bare_max") * 2:
+                target, take = (ceiling_server, fake.take) if name == "bare_max" else (server, more.take)
+                slices[name].append(measured(target, saturate(target.port, take, SLICE)))
+            out.update((name, Run.of_slices(runs)) for name, runs in slices.items())
             out["after"] = server.memory()
         finally:
-            out["exit"] = server.stop()
+            ceiling_server.stop()
+            out["exit"] = server.stop() if server is not None else None
         print_round(n, out)
         return out
 

@@ -148,6 +148,33 @@ def test_a_failed_batch_stores_nothing_and_forgets_what_it_cached(app: App, make
         assert repo.get(incident_id).version == before[-1] + 1
 
 
+def test_a_batch_whose_records_were_not_sealed_stores_them_unsealed_and_a_refused_change_leaves_none(
+    app: App,
+) -> None:
+    """The units of work of a batch keep their audit records back for the batch's end; when whoever runs it
+    does not seal them there, the batch stores them unsealed, for the sealer; a refused one leaves none."""
+    incident_id = open_ddos(app)
+    app.audit.sealer.seal()
+    audited = audit_count(app)
+    with app.db.batch() as batch:
+        app.handlers.carry_out(note(incident_id, 1))
+        with pytest.raises(Conflict):
+            app.handlers.carry_out(note(incident_id, 2, expected=1))
+        app.handlers.carry_out(note(incident_id, 3))
+        assert len(batch.records) == 2 and audit_count(app) == audited  # kept back, not yet inserted
+    assert audit_count(app) == audited + 2
+    with app.db.connection() as conn:
+        unsealed = select(func.count()).select_from(audit_records).where(audit_records.c.seq.is_(None))
+        assert conn.execute(unsealed).scalar_one() == 2
+    app.audit.sealer.seal()
+    with app.db.connection() as conn:
+        assert conn.execute(unsealed).scalar_one() == 0
+        report = verify(conn, log_id=app.settings.audit_log_id, verifiers=[Verifier(app.verifier_key)], events=True)
+    assert report.ok, report.errors
+    texts = [r["payload"].get("seq") for r in decrypt_audit(app) if r["payload"].get("kind") == "note_added"]
+    assert len(texts) == 2
+
+
 def test_after_commit_hooks_see_the_change_committed(app: App, make_app: AppFactory, writer: CommandWriter) -> None:
     incident_id = open_ddos(app)
     other = make_app()  # another process: it reads only what is committed

@@ -152,11 +152,22 @@ class RecordMaker:
 
 
 class SqlAuditTrail:
-    def __init__(self, conn: Connection, *, log_id: str, keys: DataKeys, maker: RecordMaker | None = None) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        log_id: str,
+        keys: DataKeys,
+        maker: RecordMaker | None = None,
+        held: list[NewRecord] | None = None,
+    ) -> None:
         self.conn = conn
         self.log_id = log_id
         self.keys = keys
         self.maker = maker or RecordMaker(log_id=log_id, keys=keys)
+        # records kept back rather than inserted: a unit of work in a batch, whose records are inserted
+        # already sealed when the batch ends (Database.batch)
+        self.held = held
 
     def event_digest(self, incident_id: int, seq: int, kind: str, payload: str) -> bytes:
         return event_digest(incident_id, seq, kind, payload)
@@ -180,7 +191,10 @@ class SqlAuditTrail:
         )
 
     def insert(self, new: NewRecord) -> None:
-        """Write one record, unsealed."""
+        """Write one record, unsealed (or keep it back, if this trail holds its records)."""
+        if self.held is not None:
+            self.held.append(new)
+            return
         row = new.row(self.log_id)
         raw = sqlite_fast.driver(self.conn)
         if raw is not None:

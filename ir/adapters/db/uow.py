@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine
 
 from ir.adapters.audit.keys import DataKeys
 from ir.adapters.audit.vault import Vault
-from ir.adapters.audit.writer import RecordMaker, SqlAuditTrail
+from ir.adapters.audit.writer import NewRecord, RecordMaker, SqlAuditTrail
 from ir.adapters.db.engine import for_writing
 from ir.adapters.db.evidence import SqlEvidenceStore
 from ir.adapters.db.incidents import IncidentCache, PlaybookCache, SqlIncidentRepository
@@ -100,6 +100,10 @@ class Database:
             try:
                 yield batch
                 self._local.batch = None
+                if batch.records:  # not sealed by the caller: written unsealed, for the background sealer
+                    trail = SqlAuditTrail(conn, log_id=self.log_id, keys=self.keys, maker=self.records)
+                    for record in batch.records:
+                        trail.insert(record)
                 transaction.commit()
             except BaseException:
                 self._local.batch = None
@@ -157,6 +161,10 @@ class Batch:
         self.conn = conn
         self.touched: set[int] = set()  # incidents changed by its committed units of work
         self.users_changed = False
+        # the audit records of its committed units of work, kept back: whoever runs the batch inserts them
+        # sealed before it ends (Sealer.write_sealed, then clears this), which spares inserting each one
+        # unsealed and then reading and updating it to seal it; what is left is inserted unsealed
+        self.records: list[NewRecord] = []
 
     def open_savepoint(self, name: str) -> None:
         _driver_sql(self.conn, f"SAVEPOINT {name}")
@@ -217,6 +225,7 @@ class SqlUnitOfWork:
         self._held: list[threading.Lock] = []
         self._locked = False
         self._batch: Batch | None = None  # inside a batch: a savepoint of its transaction
+        self._records: list[NewRecord] = []  # inside a batch: its audit records, the batch's once committed
         self._reset()
 
     def _reset(self) -> None:
@@ -241,6 +250,7 @@ class SqlUnitOfWork:
                 conn.rollback()
             conn.begin()
         self._conn = conn
+        self._records = []
         self._reset()
         return self
 
@@ -274,7 +284,13 @@ class SqlUnitOfWork:
     @property
     def audit(self) -> SqlAuditTrail:
         if self._audit is None:
-            self._audit = SqlAuditTrail(self.conn, log_id=self.db.log_id, keys=self.db.keys, maker=self.db.records)
+            self._audit = SqlAuditTrail(
+                self.conn,
+                log_id=self.db.log_id,
+                keys=self.db.keys,
+                maker=self.db.records,
+                held=self._records if self._batch is not None else None,
+            )
         return self._audit
 
     @property
@@ -307,6 +323,7 @@ class SqlUnitOfWork:
         if batch is not None:  # durable when the batch commits
             batch.release(_UNIT)
             self._committed = True
+            batch.records += self._records
             batch.touched |= self._touched
             batch.users_changed = batch.users_changed or users_changed
             return

@@ -27,7 +27,7 @@ from ir.adapters.playbooks.library import PlaybookLibrary
 from ir.adapters.regimes import load_regimes
 from ir.adapters.reports.regulator import render as render_report
 from ir.app.actions import ActionClient, ActionHook
-from ir.app.handlers import Handlers
+from ir.app.handlers import Handlers, Outcome
 from ir.app.personal_data import PersonalData
 from ir.app.reports import Reports
 from ir.config import Settings
@@ -165,7 +165,12 @@ def build(
             secrets={k[len("IR_SECRET_") :]: v for k, v in os.environ.items() if k.startswith("IR_SECRET_")},
         )
     )
-    handlers.after_commit.append(lambda _outcome: audit.wake())
+
+    def wake_sealer(outcome: Outcome) -> None:
+        if not outcome.sealed:
+            audit.wake()
+
+    handlers.after_commit.append(wake_sealer)
     notify = install_notifications(
         folder=settings.notifications_dir,
         db=db,

@@ -64,6 +64,7 @@ class Outcome:
     events: list[Event] = field(default_factory=list)
     value: Any = None
     incident: Incident | None = None  # the state after the command (for after-commit hooks)
+    sealed: bool = False  # its audit records were sealed as they were committed: nothing for the sealer
 
 
 @dataclass(slots=True)

@@ -135,7 +135,11 @@ class CommandWriter:
             for item in items:
                 item.outcome, item.error = None, item.error or exc
             return
-        self.audit.after_append(sealed)
+        self.audit.after_append(sealed)  # wakes the background sealer if something is left for it
+        if sealed is not None:
+            for item in items:
+                if item.outcome is not None:
+                    item.outcome.sealed = True  # its after-commit hooks need not wake the sealer
 
     def _announce(self, item: _Item) -> None:
         """On a hook thread, not the writer's: a hook may take long (an automated action calls a web service,

@@ -16,7 +16,7 @@ from ir.entrypoints.http.app import create_app
 from ir.entrypoints.http.routes import mount
 
 
-def test_every_route_is_on_the_applications_own_router(tmp_path: object) -> None:
+def test_every_route_is_on_the_applications_own_router() -> None:
     api = create_app(Settings(database_url="sqlite:///:memory:"))
     kinds = {type(r).__name__ for r in api.router.routes}
     assert kinds <= {"APIRoute", "Mount", "Route"}, kinds

@@ -129,6 +129,19 @@ def answer_document(request: ActionRequest, result: ActionResult) -> bytes:
     ).encode()
 
 
+def automated(outcome: Any) -> bool:
+    """Whether a change started, retried or confirmed a step with an automated action (which may be due)."""
+    if outcome.automated is not None:  # told by the process that carried it out
+        return bool(outcome.automated)
+    if not any(isinstance(e, StepStarted | StepRetried | ActionConfirmed) for e in outcome.events):
+        return False
+    incident = outcome.incident
+    return incident is not None and any(
+        getattr(e, "step", None) in incident.playbook.steps and incident.playbook.steps[e.step].action
+        for e in outcome.events
+    )
+
+
 class ActionHook:
     """After a command commits: run the automated actions it started, and record their answers."""
 
@@ -150,13 +163,7 @@ class ActionHook:
     def __call__(self, outcome: Any) -> None:
         from ir.domain.commands import RecordActionResult
 
-        if not any(isinstance(e, StepStarted | StepRetried | ActionConfirmed) for e in outcome.events):
-            return
-        incident = outcome.incident
-        if incident is None or not any(
-            getattr(e, "step", None) in incident.playbook.steps and incident.playbook.steps[e.step].action
-            for e in outcome.events
-        ):
+        if not automated(outcome):
             return
         incident = self.load(outcome.incident_id)  # a fresh read: the cached one may move on meanwhile
         for step_id in due_actions(incident, outcome.events):

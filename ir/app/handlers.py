@@ -63,8 +63,9 @@ class Outcome:
     version: int
     events: list[Event] = field(default_factory=list)
     value: Any = None
-    incident: Incident | None = None  # the state after the command (for after-commit hooks)
+    incident: Incident | None = None  # the state after the command (for after-commit hooks; kept in its process)
     sealed: bool = False  # its audit records were sealed as they were committed: nothing for the sealer
+    automated: bool | None = None  # it made an automated step's action due (None: `incident` tells)
 
 
 @dataclass(slots=True)

@@ -18,9 +18,14 @@ def serve(host: str | None, port: int | None) -> None:
     from ir.config import Settings
     from ir.entrypoints.http.app import create_app
     from ir.entrypoints.http.serving import serve as serve_until_stopped
+    from ir.entrypoints.http.writer_process import WriterProcess
 
     settings = Settings()
-    require_migrated(make_engine(settings.database_url))
+    engine = make_engine(settings.database_url)
+    require_migrated(engine)
+    engine.dispose()  # no connection is carried into the writer process
+    # on SQLite, the changes are carried out in a process of their own, forked now, before any thread starts
+    writer = WriterProcess(settings) if engine.dialect.name == "sqlite" else None
     host = host or settings.host
     port = port or settings.port
     click.echo(f"ir: serving on http://{host}:{port}/  (console; API under /api, OpenAPI at /docs)", err=True)
@@ -29,7 +34,12 @@ def serve(host: str | None, port: int | None) -> None:
         "`ir users reset admin` gives a new one). Ctrl-C stops the server.",
         err=True,
     )
-    if not serve_until_stopped(create_app(settings), host=host, port=port, grace=20):
+    try:
+        started = serve_until_stopped(create_app(settings, writer=writer), host=host, port=port, grace=20)
+    finally:
+        if writer is not None:
+            writer.close()  # stopped with the application already, unless it never started
+    if not started:
         raise click.ClickException(f"the server could not start on {host}:{port} / 无法在 {host}:{port} 启动服务")
     click.echo("ir: stopped / 已停止", err=True)
 

@@ -25,6 +25,7 @@ from ir.entrypoints.http import alerts, problems
 from ir.entrypoints.http.headers import SecurityHeaders
 from ir.entrypoints.http.live import Broadcaster, Change
 from ir.entrypoints.http.writer import CommandWriter
+from ir.entrypoints.http.writer_process import WriterProcess
 
 log = logging.getLogger("ir.http")
 
@@ -54,8 +55,15 @@ def ensure_admin(app: App, out: Any = sys.stderr) -> str | None:
     return password
 
 
-def create_app(settings: Settings | None = None, *, app: App | None = None, background: bool = True) -> FastAPI:
-    """The FastAPI application. `app` lets tests hand in an App built on their own database and clock."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    app: App | None = None,
+    background: bool = True,
+    writer: WriterProcess | None = None,
+) -> FastAPI:
+    """The FastAPI application. `app` lets tests hand in an App built on their own database and clock;
+    `writer`, the process that carries out the changes (`ir serve` on SQLite; without it, a thread does)."""
     settings = settings or (app.settings if app else Settings())
     broadcaster = Broadcaster()
     state: dict[str, Any] = {}
@@ -64,7 +72,7 @@ def create_app(settings: Settings | None = None, *, app: App | None = None, back
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         core = app or build(settings)
         api.state.core = core
-        api.state.writer = CommandWriter(core)
+        api.state.writer = CommandWriter(core, process=writer)
         broadcaster.open()
         # this process's commits at once, first of the after-commit hooks; every process's from the feed
         core.handlers.after_commit.insert(

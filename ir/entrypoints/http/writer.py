@@ -31,11 +31,13 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ir.adapters.audit.sealer import Sealed
+from ir.adapters.audit.sealer import Sealed, Sealer
+from ir.adapters.db.uow import Database
 from ir.adapters.group_commit import gather
-from ir.app.handlers import Outcome
+from ir.app.handlers import Handlers, Outcome
 from ir.bootstrap import App
 from ir.domain.commands import Command
+from ir.entrypoints.http.writer_process import WriterProcess
 
 log = logging.getLogger("ir.http")
 
@@ -53,8 +55,49 @@ class _Item:
     error: BaseException | None = None
 
 
+Result = tuple[Outcome | None, BaseException | None]
+"""A command's outcome, or why it has none."""
+
+
+def carry_out(
+    handlers: Handlers, db: Database, sealer: Sealer, commands: list[Command]
+) -> tuple[list[Result], Sealed | None]:
+    """Carry out commands in one transaction, each in its own savepoint, their audit records sealed as the
+    batch ends; each command's outcome or error, and what was sealed (None: the records were committed
+    unsealed, or a command alone ran in its own transaction, as anywhere else)."""
+    if len(commands) == 1:
+        try:
+            return [(handlers.carry_out(commands[0]), None)], None
+        except BaseException as exc:  # the caller gets it (a refusal, a conflict, a fault)
+            return [(None, exc)], None
+    results: list[Result] = []
+    try:
+        with db.batch() as batch:
+            for command in commands:
+                try:
+                    results.append((handlers.carry_out(command), None))
+                except Exception as exc:  # rolled back to its savepoint: the others go on
+                    results.append((None, exc))
+            try:
+                with batch.savepoint("ir_seal"):
+                    sealed: Sealed | None = sealer.write_sealed(batch.conn, batch.records)
+                batch.records = []
+            except Exception as exc:  # the batch inserts its records unsealed
+                log.warning("audit records committed unsealed, for the background sealer: %s", exc)
+                sealed = None
+    except BaseException as exc:  # the batch failed as a whole (its commit): none of it is stored
+        failed: list[Result] = [(None, error or exc) for _, error in results]
+        return failed + [(None, exc)] * (len(commands) - len(results)), None
+    if sealed is not None:
+        for outcome, _ in results:
+            if outcome is not None:
+                outcome.sealed = True  # its after-commit hooks need not wake the sealer
+    return results, sealed
+
+
 class CommandWriter:
-    def __init__(self, core: App, *, batch: int = BATCH) -> None:
+    def __init__(self, core: App, *, batch: int = BATCH, process: WriterProcess | None = None) -> None:
+        """`process`: the changes are carried out there (SQLite; see writer_process)."""
         self.handlers = core.handlers
         self.db = core.db
         self.audit = core.audit
@@ -63,7 +106,10 @@ class CommandWriter:
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._hooks: ThreadPoolExecutor | None = None
+        self._process = process
         if core.db.engine.dialect.name == "sqlite":
+            if process is not None:
+                process.ready()
             self._hooks = ThreadPoolExecutor(max_workers=HOOK_THREADS, thread_name_prefix="ir-after-commit")
             self._thread = threading.Thread(target=self._run, name="ir-command-writer", daemon=True)
             self._thread.start()
@@ -88,6 +134,8 @@ class CommandWriter:
             self._thread.join()
         if self._hooks is not None:
             self._hooks.shutdown(wait=True)
+        if self._process is not None:
+            self._process.close()
 
     def _run(self) -> None:
         last = 0  # changes in the last batch
@@ -110,36 +158,16 @@ class CommandWriter:
                 return
 
     def _carry_out(self, items: list[_Item]) -> None:
-        if len(items) == 1:  # alone: its own transaction, as anywhere else
-            item = items[0]
-            try:
-                item.outcome = self.handlers.carry_out(item.command)
-            except BaseException as exc:  # the caller gets it (a refusal, a conflict, a fault)
-                item.error = exc
-            return
-        try:
-            with self.db.batch() as batch:
-                for item in items:
-                    try:
-                        item.outcome = self.handlers.carry_out(item.command)
-                    except Exception as exc:  # rolled back to its savepoint: the others go on
-                        item.error = exc
-                try:
-                    with batch.savepoint("ir_seal"):
-                        sealed: Sealed | None = self.audit.sealer.write_sealed(batch.conn, batch.records)
-                    batch.records = []
-                except Exception as exc:  # the batch inserts its records unsealed
-                    log.warning("audit records committed unsealed, for the background sealer: %s", exc)
-                    sealed = None
-        except BaseException as exc:  # the batch failed as a whole (its commit): none of it is stored
-            for item in items:
-                item.outcome, item.error = None, item.error or exc
-            return
+        if self._process is not None:
+            results, sealed = self._process.carry_out([i.command for i in items])
+            if not self._process.alive:  # its changes' callers are told; from now on, this thread does them
+                self._process.close(timeout=1)
+                self._process = None
+        else:
+            results, sealed = carry_out(self.handlers, self.db, self.audit.sealer, [i.command for i in items])
+        for item, (outcome, error) in zip(items, results, strict=True):
+            item.outcome, item.error = outcome, error
         self.audit.after_append(sealed)  # wakes the background sealer if something is left for it
-        if sealed is not None:
-            for item in items:
-                if item.outcome is not None:
-                    item.outcome.sealed = True  # its after-commit hooks need not wake the sealer
 
     def _announce(self, item: _Item) -> None:
         """On a hook thread, not the writer's: a hook may take long (an automated action calls a web service,

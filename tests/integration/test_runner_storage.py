@@ -174,6 +174,25 @@ def test_a_stale_cache_is_re_read_and_a_stale_expected_version_is_a_conflict(app
     assert out.version == 5
 
 
+def test_a_process_that_does_not_trust_its_cache_reads_the_stored_version_in_a_write_transaction(
+    app: App, make_app: AppFactory
+) -> None:
+    """`ir serve` beside its writer process: a report or a status update reads the incident in a write
+    transaction, and must see what the other process stored, not what this one cached."""
+    server, writer = app, make_app()
+    iid = open_ddos(server, level="II")
+    assert loaded(server, iid).version == 2  # the server caches version 2
+    writer.handlers.handle(c.AddNote(actor=ACTOR, incident_id=iid, text="from the writer"))
+
+    with server.db.uow() as uow:  # trusted, the cache is taken as it is (an append would catch it)
+        assert uow.incidents.get(iid).version == 2
+    server.db.trust_cache = False
+    with server.db.uow() as uow:
+        incident = uow.incidents.get(iid)
+        assert incident.version == 3
+        assert [n.text for n in incident.notes] == ["from the writer"]
+
+
 def test_concurrent_writers_never_lose_an_update(app: App, make_app: AppFactory) -> None:
     """Threads of two processes add notes to one incident at once: every acknowledged note is stored
     exactly once at its own version; a writer may be refused (Conflict), never silently dropped."""

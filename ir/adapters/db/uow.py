@@ -56,6 +56,11 @@ class Database:
             threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
         )
         self._local = threading.local()
+        # A write transaction may take a cached incident as it is: an append at a stale version fails on the
+        # events' key and the command is decided again. False where another process writes most incidents
+        # (`ir serve`'s command writer): then a cached incident is checked against the stored version first,
+        # as in a read, because a report or a status update also reads it in a write transaction.
+        self.trust_cache = True
         # bumped after each commit that changed who may sign in: remembered token checks older than it are stale
         self.users_version = 0
         self._users_version_lock = threading.Lock()
@@ -269,7 +274,7 @@ class SqlUnitOfWork:
                 playbooks=self.db.playbooks,
                 calendar_for=self.db.calendar_for,
                 touched=self._touched,
-                trust_cache=True,
+                trust_cache=self.db.trust_cache,
                 held=self._held,
                 regimes=self.db.regimes,
             )

@@ -110,6 +110,7 @@ class CommandWriter:
         if core.db.engine.dialect.name == "sqlite":
             if process is not None:
                 process.ready()
+                core.db.trust_cache = False  # the incidents it changes are behind in this process's cache
             self._hooks = ThreadPoolExecutor(max_workers=HOOK_THREADS, thread_name_prefix="ir-after-commit")
             self._thread = threading.Thread(target=self._run, name="ir-command-writer", daemon=True)
             self._thread.start()

@@ -62,7 +62,6 @@ class Outcome:
     incident_id: int
     version: int
     events: list[Event] = field(default_factory=list)
-    value: Any = None
     incident: Incident | None = None  # the state after the command (for after-commit hooks; kept in its process)
     sealed: bool = False  # its audit records were sealed as they were committed: nothing for the sealer
     automated: bool | None = None  # it made an automated step's action due (None: `incident` tells)
@@ -274,7 +273,7 @@ class Handlers:
             self._audit(uow, c, "incident.open", stored)
             self._notify(uow, incident, events, c.actor.id, now)
             uow.commit()
-        return Outcome(incident.id, incident.version, events, incident, incident=incident)
+        return Outcome(incident.id, incident.version, events, incident=incident)
 
     # -- acts on an incident --------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from ir.app.handlers import Outcome
 from ir.config import Settings
 from ir.domain.errors import Conflict, InvalidInput
 from ir.domain.events import NoteAdded
-from ir.entrypoints.http.writer_process import WriterProcess, _picklable, _shipped
+from ir.entrypoints.http.writer_process import WriterProcess, _one_by_one, _picklable, _shipped
 from tests.conftest import T0
 
 
@@ -54,3 +54,13 @@ def test_the_writer_process_is_not_forked_from_a_process_with_threads() -> None:
     finally:
         stop.set()
         thread.join()
+
+
+def test_an_outcome_that_cannot_be_sent_tells_its_caller_the_change_was_stored() -> None:
+    outcome = Outcome(7, 3, [lambda: None])  # type: ignore[list-item]
+    gone, error = _one_by_one(outcome, None)
+    assert gone is None
+    assert isinstance(error, RuntimeError)
+    assert "the change was stored" in str(error)
+    sendable = Outcome(7, 3, [])
+    assert _one_by_one(sendable, None) == (sendable, None)

@@ -140,7 +140,11 @@ def _serve(conn: Connection, parents: Connection, settings: Settings) -> None:
             if commands is None:
                 break
             results, sealed = carry_out(core.handlers, core.db, core.audit.sealer, commands)
-            conn.send(([(_shipped(outcome), _picklable(error)) for outcome, error in results], sealed))
+            shipped = [(_shipped(outcome), _picklable(error)) for outcome, error in results]
+            try:
+                conn.send((shipped, sealed))
+            except (pickle.PicklingError, TypeError, AttributeError):  # nothing was sent: it is pickled first
+                conn.send(([_one_by_one(outcome, error) for outcome, error in shipped], sealed))
     finally:
         core.close()
 
@@ -150,6 +154,15 @@ def _shipped(outcome: Any) -> Any:
         outcome.automated = automated(outcome)
         outcome.incident = None  # this process's state: the other reads its own
     return outcome
+
+
+def _one_by_one(outcome: Any, error: BaseException | None) -> tuple[Any, BaseException | None]:
+    try:
+        pickle.dumps(outcome)
+    except Exception as exc:  # a fault of ours: the change is stored, but its caller cannot be told how
+        log.exception("the outcome of a change to incident %s cannot be sent", outcome.incident_id)
+        return None, RuntimeError(f"the change was stored, but its outcome could not be sent: {exc}")
+    return outcome, error
 
 
 def _picklable(error: BaseException | None) -> BaseException | None:

@@ -13,6 +13,8 @@ import click
 @click.option("--port", type=int, help="default: IR_PORT or 8000")
 def serve(host: str | None, port: int | None) -> None:
     """Serve the API (/api, OpenAPI at /docs), the console and, on the embedded default, the timers."""
+    import multiprocessing
+
     from ir.adapters.db.engine import make_engine
     from ir.adapters.db.schema import require_migrated
     from ir.config import Settings
@@ -25,7 +27,8 @@ def serve(host: str | None, port: int | None) -> None:
     require_migrated(engine)
     engine.dispose()  # no connection is carried into the writer process
     # on SQLite, the changes are carried out in a process of their own, forked now, before any thread starts
-    writer = WriterProcess(settings) if engine.dialect.name == "sqlite" else None
+    forks = "fork" in multiprocessing.get_all_start_methods()  # not on Windows: there a thread does it
+    writer = WriterProcess(settings) if engine.dialect.name == "sqlite" and forks else None
     host = host or settings.host
     port = port or settings.port
     click.echo(f"ir: serving on http://{host}:{port}/  (console; API under /api, OpenAPI at /docs)", err=True)

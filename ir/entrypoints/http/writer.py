@@ -16,6 +16,10 @@ already, and a separate sealing transaction after each batch queued for that loc
 own (inserting each record unsealed, then reading and updating it to seal it, cost a sixth of the writer's
 time). If sealing fails there, the records are committed unsealed and the background sealer seals them.
 
+`ir serve` on SQLite hands each batch to a child process, which carries it out the same way
+(`carry_out`), so that deciding and storing changes no longer shares Python's GIL with the event loop
+(writer_process); this thread then only waits for the child, and runs the after-commit hooks here.
+
 On PostgreSQL, whose writers run side by side and whose commits the database itself groups, changes run
 one per transaction on a few threads.
 """

@@ -10,15 +10,21 @@ answers with each change's outcome or error. The server's process keeps everythi
 console, reads, the after-commit hooks (live updates, the notification dispatcher, the audit sealer,
 automated actions), the timers and the changes the writer does not carry.
 
-The child is the only writer of most incidents, so its cache of incidents stays warm; the server's own
-cache is checked against the stored version on every read, as it is for the command line writing to the
-same file. The two processes share the database as any two ir processes do: SQLite's write lock
-serializes them, and the audit chain's head is read in the sealing transaction.
+`ir serve` forks the child before it starts a thread or opens the database, so that the child shares
+the modules already imported instead of importing its own; the child builds its own application (engine,
+keys, playbooks) and ignores SIGINT and SIGTERM: the server stops it, in order, after the last change
+(it seals and publishes its audit records), and it exits by itself if the server is gone.
+
+The child is the only writer of most incidents, so its cache of incidents stays warm. The server's own
+cache falls behind, so the server checks a cached incident against the stored version in its write
+transactions too (`Database.trust_cache`), as it does in reads. The two processes share the database as
+any two ir processes do: SQLite's write lock serializes them, and the audit chain's head is read in the
+sealing transaction.
 
 An outcome crosses the pipe without the incident's state (a whole playbook, per change): the child says
-instead whether the change made an automated action due. If the child dies, the changes in its hands get
-an error (their caller is told the outcome is unknown: the change may have been stored) and the next
-batch starts a new child.
+instead whether the change made an automated action due. If the child dies or hangs, the changes in its
+hands get a 503 (the change may have been stored: reload before trying again) and from then on the writer
+thread carries out the changes itself, as without a child.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from ir.domain.errors import IrError
 log = logging.getLogger("ir.http")
 
 START_TIMEOUT = 60.0  # seconds for the child to build its application (playbooks, keys)
+HUNG = 120.0  # seconds without an answer to a batch (SQLite's busy timeout is 30): the child is stuck
 
 
 class WriterGone(IrError):
@@ -87,9 +94,13 @@ class WriterProcess:
         """Each command's outcome or error, and what was sealed. WriterGone for each, if the child died."""
         try:
             self._conn.send(commands)
+            if not self._conn.poll(HUNG):
+                self._process.kill()
+                raise TimeoutError(f"no answer in {HUNG:.0f} s: killed")
             results, sealed = self._conn.recv()
-        except (EOFError, OSError) as exc:
-            log.error("the writer process ended (%s, exit code %s)", exc, self._process.exitcode)
+        except (EOFError, OSError) as exc:  # TimeoutError is an OSError
+            self._process.join(timeout=5)
+            log.error("the writer process ended (%r, exit code %s)", exc, self._process.exitcode)
             gone = WriterGone(
                 "the server's writer stopped while carrying out this change: it may have been stored; "
                 "reload the incident before trying again / 服务器的写入进程中断，此变更可能已保存：请重新载入事件后再试"

@@ -1,6 +1,6 @@
 """The server's speed (issue 6), against a real `ir serve` on 127.0.0.1 (SQLite, WAL, synchronous=FULL,
 the timers and the audit sealer running), beside a ceiling measured in the same run: a bare FastAPI
-endpoint on the same server stack (uvicorn, h11) answering the same requests and doing nothing.
+endpoint on the same server stack (uvicorn, httptools) answering the same requests and doing nothing.
 
 (a) step transitions (start, complete) through the API, offered open loop at a constant RATE per second
     over 50 connections for SECONDS: each request is due at its instant on the clock whatever the answers
@@ -159,7 +159,9 @@ def ir_server(env: dict[str, str], log: Path) -> Server:
 
 def bare(log: Path) -> Server:
     argv = [sys.executable, "-m", "uvicorn", "bench_server:bare_server", "--factory", "--app-dir", str(ROOT / "bench")]
-    return Server([*argv, "--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"], {}, log)
+    return Server(
+        [*argv, "--host", "127.0.0.1", "--http", "httptools", "--log-level", "warning", "--no-access-log"], {}, log
+    )
 
 
 # -- raw HTTP/1.1 -------------------------------------------------------------------------------------------

@@ -67,13 +67,8 @@ def carry_out(
     handlers: Handlers, db: Database, sealer: Sealer, commands: list[Command]
 ) -> tuple[list[Result], Sealed | None]:
     """Carry out commands in one transaction, each in its own savepoint, their audit records sealed as the
-    batch ends; each command's outcome or error, and what was sealed (None: the records were committed
-    unsealed, or a command alone ran in its own transaction, as anywhere else)."""
-    if len(commands) == 1:
-        try:
-            return [(handlers.carry_out(commands[0]), None)], None
-        except BaseException as exc:  # the caller gets it (a refusal, a conflict, a fault)
-            return [(None, exc)], None
+    batch ends (a command alone too: sealing its records later took a transaction and a commit of its own);
+    each command's outcome or error, and what was sealed (None: the records were committed unsealed)."""
     results: list[Result] = []
     try:
         with db.batch() as batch:

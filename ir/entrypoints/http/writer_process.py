@@ -141,6 +141,8 @@ def _serve(conn: Connection, parents: Connection, settings: Settings) -> None:
     except Exception as exc:  # told to the parent, which refuses to start
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
+    gc.collect()
+    gc.freeze()  # what it built lives as long as it does: a full collection under load scans only the rest
     conn.send(("ready", None))
     try:
         while True:

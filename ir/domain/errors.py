@@ -13,6 +13,18 @@ class IrError(Exception):
         super().__init__(message)
         self.message = message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # rebuilt as it is, whatever the subclass's __init__ asks for (ir serve sends refusals between
+        # its processes): pickle's default would call __init__ with the message alone
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
+
+def _rebuilt(cls: type[IrError], args: tuple[object, ...], state: dict[str, object]) -> IrError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class InvalidInput(IrError):
     exit_code = 2

@@ -8,12 +8,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +19,7 @@ import pytest
 from ir.bootstrap import build
 from ir.config import Settings
 from ir.domain import commands as c
+from tests.action_receiver import Receiver, receiving
 from tests.builders import MINIMAL_PLAYBOOK
 from tests.e2e.served import Served, serve
 
@@ -160,31 +159,10 @@ def test_ctrl_c_stops_the_server_and_its_writer_in_order(migrated: Settings, tmp
     assert "Traceback" not in served.output()
 
 
-class Receiver(BaseHTTPRequestHandler):
-    calls: ClassVar[list[str]] = []
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        Receiver.calls.append(self.path)
-        payload = b'{"accepted": true}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def receiver() -> Iterator[str]:
-    Receiver.calls = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with receiving() as url:
+        yield url
 
 
 def test_a_step_started_through_the_writer_process_runs_its_automated_action(
@@ -213,5 +191,5 @@ def test_a_step_started_through_the_writer_process_runs_its_automated_action(
                 break
             assert time.monotonic() < deadline, f"the action's answer was not recorded: {kinds}"
             time.sleep(0.1)
-        assert Receiver.calls == ["/divert"]
+        assert [call["path"] for call in Receiver.calls] == ["/divert"]
         assert served.stop() == 0, served.output()

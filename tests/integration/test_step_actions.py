@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -19,39 +16,16 @@ from ir.bootstrap import App, build
 from ir.config import Settings
 from ir.domain import commands as c
 from ir.domain.incident import StepStatus
+from tests.action_receiver import Receiver, receiving
 from tests.builders import MINIMAL_PLAYBOOK
 
 ACTOR = c.Actor(id="tester", roles=frozenset({"admin"}))
 
 
-class Receiver(BaseHTTPRequestHandler):
-    calls: ClassVar[list[dict[str, Any]]] = []
-    answers: ClassVar[list[int]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        Receiver.calls.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body or b"null")})
-        status = Receiver.answers.pop(0) if Receiver.answers else 200
-        payload = json.dumps({"accepted": status < 300}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def server() -> Iterator[str]:
-    Receiver.calls = []
-    Receiver.answers = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with receiving() as url:
+        yield url
 
 
 def playbook_with_action(url: str, *, confirm: bool) -> str:

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from ir.app.handlers import Outcome
+from ir.app.signin import TooManyAttempts
 from ir.config import Settings
 from ir.domain.errors import Conflict, InvalidInput
 from ir.domain.events import NoteAdded
@@ -27,6 +28,9 @@ def test_a_refusal_crosses_with_its_class_and_its_field() -> None:
     assert type(crossed) is InvalidInput
     assert (crossed.message, crossed.field) == ("speed is between 0 and 10,000", "speed")
     assert type(pickle.loads(pickle.dumps(_picklable(Conflict("changed"))))) is Conflict
+    # a refusal whose __init__ asks for more than the message is rebuilt whole too
+    limited = pickle.loads(pickle.dumps(_picklable(TooManyAttempts("too many sign-ins", retry_after=60))))
+    assert (type(limited), str(limited), limited.retry_after) == (TooManyAttempts, "too many sign-ins", 60)
 
 
 def test_an_error_that_cannot_be_rebuilt_crosses_as_its_name_and_text() -> None:

@@ -158,13 +158,14 @@ class CommandWriter:
                 return
 
     def _carry_out(self, items: list[_Item]) -> None:
+        commands = [i.command for i in items]
         if self._process is not None:
-            results, sealed = self._process.carry_out([i.command for i in items])
+            results, sealed = self._process.carry_out(commands)
             if not self._process.alive:  # its changes' callers are told; from now on, this thread does them
                 self._process.close(timeout=1)
                 self._process = None
         else:
-            results, sealed = carry_out(self.handlers, self.db, self.audit.sealer, [i.command for i in items])
+            results, sealed = carry_out(self.handlers, self.db, self.audit.sealer, commands)
         for item, (outcome, error) in zip(items, results, strict=True):
             item.outcome, item.error = outcome, error
         self.audit.after_append(sealed)  # wakes the background sealer if something is left for it
